@@ -1,0 +1,442 @@
+"""The typed config schema (dataclasses registered in Hydra's ConfigStore) and its validation.
+
+Each config group file under ``configs/`` starts from one of these schemas, so Hydra rejects
+a misspelled key or a badly typed value at composition time. :func:`validate` then checks
+what types alone cannot (registry names, ranges, per-choice argument schemas) and collects
+*every* problem into one :class:`~embedlab.errors.ConfigError` before any data is touched.
+
+Adding a choice to a group whose options differ (a data source, a model) means: a schema
+dataclass here (stored under ``schema/<group>/<name>``), a registered builder, and a YAML
+file in ``configs/<group>/`` whose defaults list starts with ``/schema/<group>/<name>@_here_``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from embedlab.errors import ConfigError
+
+# --------------------------------------------------------------------------- enums
+
+
+class BagMode(str, Enum):
+    sum = "sum"
+    mean = "mean"
+    max = "max"
+
+
+class Normalization(str, Enum):
+    none = "none"
+    nfc = "nfc"
+    nfd = "nfd"
+    nfkc = "nfkc"
+    nfkd = "nfkd"
+
+
+class TokenizerKind(str, Enum):
+    word = "word"  # word-level vocabulary (one id per word type)
+    bpe = "bpe"  # byte-pair encoding sub-words
+
+
+class OnBadRows(str, Enum):
+    error = "error"
+    skip = "skip"
+
+
+# --------------------------------------------------------------------------- data sources
+
+
+@dataclass
+class DataCommon:
+    source: str = MISSING  # registry name of the data source (see embedlab.data.sources)
+    batch_size: int = 64  # examples per training batch
+    eval_batch_size: int = 512  # examples per val/test batch
+    num_workers: int = 0  # DataLoader workers; the in-memory batches need none
+    val_fraction: float = 0.1  # carved from train (stratified, seeded) when there is no val split
+    max_len: int | None = None  # truncate every text to this many tokens (None: keep all)
+    cache: bool = True  # cache tokenized splits under paths.cache_dir, keyed by content
+
+
+@dataclass
+class SyntheticDataConfig(DataCommon):
+    """The embedded default: class words among shared and noise words, generated at run time."""
+
+    source: str = "synthetic"
+    num_classes: int = 6  # number of labels
+    num_train: int = 12000  # training examples
+    num_val: int = 2000  # validation examples
+    num_test: int = 2000  # test examples
+    class_words: int = 40  # signal words owned by each class
+    shared_words: int = 400  # topic-neutral words all classes use (Zipf distributed)
+    noise_words: int = 2000  # rare words drawn uniformly (many never repeat)
+    min_len: int = 8  # shortest text, in words
+    max_words: int = 24  # longest text, in words
+    signal: float = 0.15  # probability that a word is a class word
+    confusion: float = 0.2  # probability that a class word comes from a random other class
+    label_noise: float = 0.0  # fraction of labels flipped uniformly at random
+    data_seed: int = 1234  # generator seed, independent of the training seed
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+@dataclass
+class TokenizerConfig:
+    kind: TokenizerKind = TokenizerKind.word
+    lowercase: bool = True  # lowercase before splitting
+    normalization: Normalization = Normalization.nfkc  # unicode normalisation form
+    strip_accents: bool = False  # drop combining accents after NFD-style decomposition
+    split_punctuation: bool = True  # punctuation becomes separate tokens ("it's" -> it ' s)
+    min_freq: int = 1  # word types seen fewer times in train become <unk>
+    max_size: int | None = None  # keep at most this many types (specials included)
+    pad_token: str = "<pad>"
+    unk_token: str = "<unk>"
+    bos_token: str | None = None  # e.g. "<bos>" for sentence-wise language modelling
+    eos_token: str | None = None  # e.g. "<eos>"
+    path: str | None = None  # load a saved tokenizer.json instead of training one
+
+
+# --------------------------------------------------------------------------- embedding
+
+
+@dataclass
+class EmbeddingConfig:
+    init: str = "normal"  # registry name of the initializer (see embedlab.embeddings.init)
+    init_args: dict[str, Any] = field(default_factory=dict)  # that initializer's arguments
+    dim: int = 64  # embedding dimension (must match the pretrained source's, if any)
+    padding_idx: bool = True  # the <pad> row is zero and receives no gradient
+    max_norm: float | None = None  # renormalise looked-up rows to at most this norm
+    norm_type: float = 2.0  # the p of the p-norm for max_norm
+    scale_grad_by_freq: bool = False  # scale gradients by inverse in-batch word frequency
+    sparse: bool = False  # sparse gradients (trained by a sparse-capable optimizer)
+    mode: BagMode = BagMode.mean  # how a bag of embeddings is reduced
+    per_sample_weights: bool = False  # weight each token in its bag (sum mode only)
+    freeze: bool = False  # no gradient; excluded from the optimizer
+    lr: float | None = None  # own learning rate for fine-tuning (None: optimizer.lr)
+    unfreeze_at_epoch: int | None = None  # start frozen and unfreeze at this epoch
+
+
+# --------------------------------------------------------------------------- pretrained
+
+
+@dataclass
+class PretrainedConfig:
+    source: str = "none"  # registry name of the pretrained source (none: no vectors)
+    name: str | None = None  # e.g. GloVe's "6B", "42B", "840B", "twitter.27B"
+    dim: int | None = None  # vector dimension, part of the standard file name
+    path: str | None = None  # explicit file (overrides the cache lookup)
+    format: str | None = None  # text | word2vec_bin | fasttext | pt | npy (None: from extension)
+    vocab_path: str | None = None  # one word per line, for .pt/.npy matrices
+    cache_dir: str = "${paths.vector_cache}"  # where named vectors are looked up / downloaded
+    download: bool = True  # fetch a known file when missing (needs the network)
+    restrict_to_vocab: bool = True  # only vocabulary words; else extend the vocabulary
+    max_vectors: int | None = None  # with restrict_to_vocab false: add this many top words
+    lowercase_fallback: bool = True  # try the lowercased word when the exact one is missing
+    cache: bool = True  # cache the aligned matrix under paths.cache_dir
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass
+class ModelCommon:
+    name: str = MISSING  # registry name of the model (see embedlab.models)
+
+
+@dataclass
+class BagOfEmbeddingsConfig(ModelCommon):
+    """fastText-style classifier: reduce the bag of token embeddings, then an MLP head."""
+
+    name: str = "boe"
+    hidden_dims: list[int] = field(default_factory=list)  # MLP widths; [] = linear classifier
+    activation: str = "relu"  # torch.nn activation for the hidden layers
+    dropout: float = 0.0  # dropout on the pooled embedding and hidden layers
+
+
+# --------------------------------------------------------------------------- task
+
+
+@dataclass
+class TaskConfig:
+    name: str = "classification"  # registry name of the LightningModule task
+    monitor: str = "val/acc"  # metric that picks the best checkpoint
+    monitor_mode: str = "max"  # max | min
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+
+
+# --------------------------------------------------------------------------- optimisation
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adamw"  # adam | adamw | sgd | adagrad | adadelta | rmsprop
+    lr: float = 1e-3  # learning rate
+    weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
+    kwargs: dict[str, Any] = field(default_factory=dict)  # other torch.optim arguments
+
+
+@dataclass
+class SchedulerConfig:
+    name: str = "none"  # none | cosine | linear | step | plateau | onecycle
+    warmup_steps: int = 0  # linear warmup before the schedule (step-based)
+    interval: str = "step"  # step | epoch: when the scheduler steps
+    kwargs: dict[str, Any] = field(default_factory=dict)  # the schedule's own arguments
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "cpu"  # cpu | gpu | auto | mps
+    devices: Any = 1  # int, list of ids or "auto"
+    strategy: str = "auto"  # auto | ddp | ddp_spawn | ...
+    num_nodes: int = 1
+    precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed | ...
+    min_epochs: int = 1
+    max_epochs: int = 10
+    max_steps: int = -1
+    max_time: str | None = None  # "DD:HH:MM:SS"
+    gradient_clip_val: float | None = None
+    accumulate_grad_batches: int = 1
+    check_val_every_n_epoch: int = 1
+    val_check_interval: float | None = None
+    log_every_n_steps: int = 20
+    deterministic: bool = False  # torch.use_deterministic_algorithms (needed on GPU for bitwise repeats)
+    benchmark: bool | None = None
+    fast_dev_run: Any = False  # bool or int
+    overfit_batches: float = 0.0
+    limit_train_batches: float | None = None
+    limit_val_batches: float | None = None
+    limit_test_batches: float | None = None
+    num_sanity_val_steps: int = 2
+    enable_progress_bar: bool = True
+    enable_model_summary: bool = True
+    detect_anomaly: bool = False
+    sync_batchnorm: bool = False
+
+
+@dataclass
+class LoggerConfig:
+    tensorboard: bool = True  # TensorBoard event files in the run folder
+    csv: bool = False  # metrics.csv beside them
+    log_hparams: bool = True  # hparams (flattened config) + final metrics for the HPARAMS tab
+    log_config_text: bool = True  # the resolved config as text
+
+
+@dataclass
+class CheckpointConfig:
+    enabled: bool = True
+    save_last: bool = False  # also keep last.ckpt (for resuming)
+    save_top_k: int = 1
+
+
+@dataclass
+class EarlyStoppingConfig:
+    enabled: bool = False
+    patience: int = 3
+    min_delta: float = 0.0
+
+
+@dataclass
+class CallbacksConfig:
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    lr_monitor: bool = True  # learning rate per step to TensorBoard
+    rich_progress: bool = True  # Rich progress bar (else Lightning's tqdm bar)
+    throughput: bool = True  # examples/second and wall time into metrics.json
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = "."  # project root; relative paths below resolve against the cwd
+    data_dir: str = "data"  # root of the benchmark datasets (EMBEDLAB_DATA_DIR)
+    log_dir: str = "outputs"  # where run and multirun folders go
+    output_dir: str = MISSING  # this run's folder (Hydra's runtime output dir)
+    cache_dir: str = ".cache/embedlab"  # tokenized data and aligned vectors (safe to delete)
+    vector_cache: str = ".vector_cache"  # named pretrained vectors (EMBEDLAB_VECTOR_CACHE)
+
+
+@dataclass
+class TrainConfig:
+    task_name: str = "train"  # names the output folder
+    seed: int = 42  # seeds python, numpy and torch (and dataloader workers)
+    train: bool = True  # fit the model
+    test: bool = True  # test the best checkpoint after fitting
+    ckpt_path: str | None = None  # resume training from this checkpoint
+    optimized_metric: str = "val/acc_best"  # what train() returns for sweepers
+    tags: list[str] = field(default_factory=list)  # free-form labels for the run
+    print_config: bool = True  # print the resolved config tree at start
+    data: Any = MISSING
+    tokenizer: TokenizerConfig = MISSING
+    embedding: EmbeddingConfig = MISSING
+    pretrained: PretrainedConfig = MISSING
+    model: Any = MISSING
+    task: TaskConfig = MISSING
+    optimizer: OptimizerConfig = MISSING
+    scheduler: SchedulerConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    logger: LoggerConfig = MISSING
+    callbacks: CallbacksConfig = MISSING
+    paths: PathsConfig = MISSING
+
+
+# Per-choice schemas of the groups whose options differ, keyed by their discriminator.
+DATA_SCHEMAS: dict[str, type] = {"synthetic": SyntheticDataConfig}
+MODEL_SCHEMAS: dict[str, type] = {"boe": BagOfEmbeddingsConfig}
+
+_SIMPLE_GROUPS = {
+    "tokenizer": TokenizerConfig,
+    "embedding": EmbeddingConfig,
+    "pretrained": PretrainedConfig,
+    "task": TaskConfig,
+    "optimizer": OptimizerConfig,
+    "scheduler": SchedulerConfig,
+    "trainer": TrainerConfig,
+    "logger": LoggerConfig,
+    "callbacks": CallbacksConfig,
+    "paths": PathsConfig,
+}
+
+
+def register_configs() -> None:
+    """Store every schema in Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    for group, node in _SIMPLE_GROUPS.items():
+        cs.store(group=f"schema/{group}", name="base", node=node)
+    for name, node in DATA_SCHEMAS.items():
+        cs.store(group="schema/data", name=name, node=node)
+    for name, node in MODEL_SCHEMAS.items():
+        cs.store(group="schema/model", name=name, node=node)
+
+
+register_configs()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_schema(problems: list[str], key: str, node: Any, schema: type) -> None:
+    """Merge ``node`` into ``schema`` (struct mode) and record unknown keys / bad types."""
+    if not isinstance(node, DictConfig):
+        problems.append(f"{key}: expected a mapping, got {node!r}")
+        return
+    for name in node:
+        names = {f.name for f in dataclasses.fields(schema)}
+        if name not in names:
+            problems.append(f"{key}.{name}: unknown key; valid keys: {sorted(names)}")
+    try:
+        OmegaConf.merge(OmegaConf.structured(schema), node)
+    except OmegaConfBaseException as exc:
+        if "not in" not in str(exc):  # unknown keys were reported above
+            msg = str(exc).splitlines()[0]
+            problems.append(f"{key}.{getattr(exc, 'key', '')}: {msg}")
+
+
+def _choice(problems: list[str], key: str, value: Any, choices: list[str]) -> None:
+    if value not in choices:
+        problems.append(f"{key}: {value!r} is not a valid choice; choose one of {choices}")
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """Check the whole composed config; raise one ConfigError listing every problem.
+
+    Runs before any data is read. Returns ``cfg`` unchanged so it can be chained.
+    """
+    # Imported here: the registries import torch and friends, the schema does not.
+    from embedlab.data.sources import DATA_SOURCES
+    from embedlab.embeddings.init import INITIALIZERS
+    from embedlab.embeddings.pretrained import PRETRAINED_SOURCES
+    from embedlab.models import MODELS
+    from embedlab.tasks import TASKS
+    from embedlab.training.optim import OPTIMIZERS, SCHEDULERS, optimizer_problems, scheduler_problems
+
+    problems: list[str] = []
+    top = {f.name for f in dataclasses.fields(TrainConfig)}
+    for name in cfg:
+        if name not in top:
+            problems.append(f"{name}: unknown top-level key; valid keys: {sorted(top)}")
+    for name in top:
+        if name not in cfg:
+            problems.append(f"{name}: missing (is the defaults list of train.yaml complete?)")
+    if problems:
+        raise ConfigError(problems)
+
+    for group, schema in _SIMPLE_GROUPS.items():
+        _check_schema(problems, group, cfg[group], schema)
+
+    source = cfg.data.get("source")
+    if source not in DATA_SCHEMAS or source not in DATA_SOURCES:
+        problems.append(f"data.source: unknown data source {source!r}; choose one of {DATA_SOURCES.names()}")
+    else:
+        _check_schema(problems, "data", cfg.data, DATA_SCHEMAS[source])
+        if cfg.data.batch_size < 1:
+            problems.append(f"data.batch_size: must be >= 1, got {cfg.data.batch_size}")
+
+    model = cfg.model.get("name")
+    if model not in MODEL_SCHEMAS or model not in MODELS:
+        problems.append(f"model.name: unknown model {model!r}; choose one of {MODELS.names()}")
+    else:
+        _check_schema(problems, "model", cfg.model, MODEL_SCHEMAS[model])
+
+    emb = cfg.embedding
+    _choice(problems, "embedding.init", emb.init, INITIALIZERS.names())
+    if emb.init in INITIALIZERS:
+        problems.extend(INITIALIZERS.check_args(emb.init, emb.init_args))
+    if emb.dim < 1:
+        problems.append(f"embedding.dim: must be >= 1, got {emb.dim}")
+    if emb.max_norm is not None and emb.max_norm <= 0:
+        problems.append(f"embedding.max_norm: must be > 0, got {emb.max_norm}")
+    if emb.per_sample_weights and emb.mode != BagMode.sum:
+        problems.append("embedding.per_sample_weights: needs embedding.mode=sum (PyTorch's rule)")
+    if emb.lr is not None and emb.lr <= 0:
+        problems.append(f"embedding.lr: must be > 0, got {emb.lr}")
+
+    _choice(problems, "pretrained.source", cfg.pretrained.source, PRETRAINED_SOURCES.names())
+    _choice(problems, "task.name", cfg.task.name, TASKS.names())
+    _choice(problems, "task.monitor_mode", cfg.task.monitor_mode, ["max", "min"])
+
+    tok = cfg.tokenizer
+    if tok.min_freq < 1:
+        problems.append(f"tokenizer.min_freq: must be >= 1, got {tok.min_freq}")
+    if tok.max_size is not None and tok.max_size < 3:
+        problems.append(f"tokenizer.max_size: must be >= 3 (room for the specials), got {tok.max_size}")
+
+    _choice(problems, "optimizer.name", cfg.optimizer.name, OPTIMIZERS.names())
+    if cfg.optimizer.name in OPTIMIZERS:
+        problems.extend(optimizer_problems(cfg.optimizer))
+    if cfg.optimizer.lr <= 0:
+        problems.append(f"optimizer.lr: must be > 0, got {cfg.optimizer.lr}")
+    _choice(problems, "scheduler.name", cfg.scheduler.name, SCHEDULERS.names())
+    _choice(problems, "scheduler.interval", cfg.scheduler.interval, ["step", "epoch"])
+    if cfg.scheduler.name in SCHEDULERS:
+        problems.extend(scheduler_problems(cfg.scheduler))
+
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def to_flat_dict(cfg: DictConfig) -> dict[str, Any]:
+    """Flatten the resolved config to ``{"a.b.c": scalar}`` (lists and None become strings)."""
+    container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            if not node and prefix:
+                flat[prefix] = "{}"
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(node, bool | int | float | str):
+            flat[prefix] = node
+        else:
+            flat[prefix] = str(node)
+
+    walk("", container)
+    return flat

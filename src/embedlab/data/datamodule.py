@@ -1,0 +1,120 @@
+"""LightningDataModule for text classification: load, tokenize (train split only), batch."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from embedlab.data.batching import BagBatches, PaddedBatches, identity_collate
+from embedlab.data.sources import load_dataset
+from embedlab.data.tokenizer import build_tokenizer, encode, special_tokens, vocabulary
+from embedlab.data.types import EncodedSplit, TextDataset
+
+log = logging.getLogger(__name__)
+
+
+class ClassificationDataModule(L.LightningDataModule):
+    """Texts with labels -> tokenizer -> CSR ids -> bag or padded batches.
+
+    ``layout`` is "bag" (flat ids + offsets for nn.EmbeddingBag) or "padded" ((B, T) + mask).
+    All work happens once in :meth:`setup`; batches are gathered with tensor ops only.
+    """
+
+    def __init__(self, data_cfg: Any, tokenizer_cfg: Any, paths_cfg: Any, seed: int, layout: str = "bag") -> None:
+        super().__init__()
+        if layout not in ("bag", "padded"):
+            raise ValueError(f"layout must be 'bag' or 'padded', got {layout!r}")
+        self.data_cfg = data_cfg
+        self.tokenizer_cfg = tokenizer_cfg
+        self.paths_cfg = paths_cfg
+        self.seed = seed
+        self.layout = layout
+        self.dataset: TextDataset | None = None
+        self.tokenizer = None
+        self.vocab: list[str] = []
+        self.encoded: dict[str, EncodedSplit] = {}
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, stage: str | None = None) -> None:
+        if self.encoded:
+            return
+        self.dataset = load_dataset(self.data_cfg, self.paths_cfg, self.seed)
+        train = self.dataset.splits["train"]
+        self.tokenizer = build_tokenizer(self.tokenizer_cfg, train.texts)
+        self.vocab = vocabulary(self.tokenizer)
+        for name, split in self.dataset.splits.items():
+            self.encoded[name] = encode(self.tokenizer, split.texts, split.labels, self.data_cfg.max_len)
+        self._check_labels()
+        log.info(
+            "data: %s | vocab %d | %s",
+            self.data_cfg.source,
+            len(self.vocab),
+            ", ".join(f"{k} {len(v)}" for k, v in self.encoded.items()),
+        )
+
+    def _check_labels(self) -> None:
+        n = self.num_classes
+        for name, split in self.encoded.items():
+            if split.labels is None:
+                raise ValueError(f"data split {name!r} has no labels; classification needs them")
+            if len(split.labels) and (split.labels.min() < 0 or split.labels.max() >= n):
+                raise ValueError(f"data split {name!r} has label ids outside [0, {n})")
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_classes(self) -> int:
+        assert self.dataset is not None, "call setup() first"
+        if self.dataset.label_names:
+            return len(self.dataset.label_names)
+        return int(np.max(self.dataset.splits["train"].labels)) + 1
+
+    @property
+    def label_names(self) -> list[str]:
+        assert self.dataset is not None, "call setup() first"
+        return self.dataset.label_names or [str(i) for i in range(self.num_classes)]
+
+    @property
+    def pad_id(self) -> int:
+        return self.vocab.index(self.tokenizer_cfg.pad_token)
+
+    @property
+    def specials(self) -> list[str]:
+        return special_tokens(self.tokenizer_cfg)
+
+    def save(self, folder: str | Path) -> None:
+        """Write tokenizer.json and labels.json into ``folder`` (the run folder)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save(str(folder / "tokenizer.json"))
+        (folder / "labels.json").write_text(json.dumps(self.label_names, indent=1) + "\n")
+
+    # ------------------------------------------------------------------ loaders
+    def _dataset(self, split: str) -> BagBatches | PaddedBatches:
+        if self.layout == "bag":
+            return BagBatches(self.encoded[split])
+        return PaddedBatches(self.encoded[split], self.pad_id)
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        return DataLoader(
+            self._dataset(split),
+            batch_size=self.data_cfg.batch_size if train else self.data_cfg.eval_batch_size,
+            shuffle=train,
+            collate_fn=identity_collate,
+            num_workers=self.data_cfg.num_workers,
+            persistent_workers=self.data_cfg.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test" if "test" in self.encoded else "val", train=False)

@@ -1,0 +1,60 @@
+"""Build the embedding layer from config: nn.Embedding or nn.EmbeddingBag, initialized.
+
+The factory is the one place that turns ``embedding`` + ``pretrained`` config into a module;
+models receive the built layer in their constructor and never look at config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from embedlab.embeddings.init import initialize
+from embedlab.embeddings.pretrained import AlignedVectors
+
+
+def build_embedding(
+    cfg: Any,
+    num_embeddings: int,
+    pad_idx: int | None,
+    bag: bool,
+    pretrained: AlignedVectors | None = None,
+) -> nn.Embedding | nn.EmbeddingBag:
+    """Create the table for ``num_embeddings`` rows with ``cfg`` (an EmbeddingConfig).
+
+    ``pad_idx`` is the <pad> id; it becomes ``padding_idx`` when ``cfg.padding_idx`` is set.
+    With ``pretrained``, found rows are copied in and the others use ``cfg.init``.
+    """
+    padding_idx = pad_idx if cfg.padding_idx else None
+    dim = cfg.dim if pretrained is None else pretrained.dim
+    common: dict[str, Any] = dict(
+        num_embeddings=num_embeddings,
+        embedding_dim=dim,
+        padding_idx=padding_idx,
+        max_norm=cfg.max_norm,
+        norm_type=cfg.norm_type,
+        scale_grad_by_freq=cfg.scale_grad_by_freq,
+        sparse=cfg.sparse,
+    )
+    if bag:
+        layer: nn.Embedding | nn.EmbeddingBag = nn.EmbeddingBag(mode=str(cfg.mode.value if hasattr(cfg.mode, "value") else cfg.mode), **common)
+    else:
+        layer = nn.Embedding(**common)
+    initialize(layer.weight.data, cfg.init, cfg.init_args)
+    if pretrained is not None:
+        if pretrained.vectors.shape != layer.weight.shape:
+            raise ValueError(
+                f"pretrained matrix has shape {tuple(pretrained.vectors.shape)}, "
+                f"the embedding table {tuple(layer.weight.shape)}"
+            )
+        with torch.no_grad():
+            found = pretrained.found.to(torch.bool)
+            layer.weight[found] = pretrained.vectors[found].to(layer.weight.dtype)
+    if padding_idx is not None:
+        with torch.no_grad():
+            layer.weight[padding_idx].zero_()
+    if cfg.freeze or cfg.unfreeze_at_epoch is not None:
+        layer.weight.requires_grad_(False)
+    return layer

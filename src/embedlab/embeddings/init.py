@@ -1,0 +1,131 @@
+"""Initializers for the embedding table: one registered function each.
+
+An initializer fills a ``(num_embeddings, dim)`` weight in place. Its arguments are a small
+dataclass, so ``embedding.init_args`` is validated (unknown keys, types) before any work.
+Adding one: a function + args dataclass registered here, and ``configs/embedding/<name>.yaml``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from embedlab.registry import Registry
+
+INITIALIZERS: Registry = Registry("initializer", "embedding.init")
+
+
+@dataclass
+class NoArgs:
+    pass
+
+
+@dataclass
+class NormalArgs:
+    mean: float = 0.0
+    std: float = 1.0  # PyTorch's own nn.Embedding default is N(0, 1)
+
+
+@dataclass
+class UniformArgs:
+    a: float = -0.1  # lower bound
+    b: float = 0.1  # upper bound
+    scale_by_dim: bool = False  # use [a/dim, b/dim] (fastText's U(-1/dim, 1/dim) with a=-1, b=1)
+
+
+@dataclass
+class ConstantArgs:
+    value: float = 0.0
+
+
+@dataclass
+class XavierArgs:
+    gain: float = 1.0
+
+
+@dataclass
+class KaimingArgs:
+    a: float = 0.0  # negative slope of the rectifier after this layer (leaky_relu)
+    mode: str = "fan_in"  # fan_in | fan_out
+    nonlinearity: str = "leaky_relu"  # relu | leaky_relu | linear | tanh | ...
+
+
+@dataclass
+class OrthogonalArgs:
+    gain: float = 1.0
+
+
+@dataclass
+class TruncNormalArgs:
+    mean: float = 0.0
+    std: float = 0.02
+    a: float = -2.0  # lower cut, absolute value (not in stds), as torch.nn.init.trunc_normal_
+    b: float = 2.0  # upper cut
+
+
+@INITIALIZERS.register("normal", NormalArgs)
+def normal(weight: torch.Tensor, mean: float, std: float) -> None:
+    nn.init.normal_(weight, mean=mean, std=std)
+
+
+@INITIALIZERS.register("uniform", UniformArgs)
+def uniform(weight: torch.Tensor, a: float, b: float, scale_by_dim: bool) -> None:
+    if scale_by_dim:
+        a, b = a / weight.shape[1], b / weight.shape[1]
+    nn.init.uniform_(weight, a=a, b=b)
+
+
+@INITIALIZERS.register("constant", ConstantArgs)
+def constant(weight: torch.Tensor, value: float) -> None:
+    nn.init.constant_(weight, value)
+
+
+@INITIALIZERS.register("zeros", NoArgs)
+def zeros(weight: torch.Tensor) -> None:
+    nn.init.zeros_(weight)
+
+
+@INITIALIZERS.register("xavier_uniform", XavierArgs)
+def xavier_uniform(weight: torch.Tensor, gain: float) -> None:
+    nn.init.xavier_uniform_(weight, gain=gain)
+
+
+@INITIALIZERS.register("xavier_normal", XavierArgs)
+def xavier_normal(weight: torch.Tensor, gain: float) -> None:
+    nn.init.xavier_normal_(weight, gain=gain)
+
+
+@INITIALIZERS.register("kaiming_uniform", KaimingArgs)
+def kaiming_uniform(weight: torch.Tensor, a: float, mode: str, nonlinearity: str) -> None:
+    nn.init.kaiming_uniform_(weight, a=a, mode=mode, nonlinearity=nonlinearity)
+
+
+@INITIALIZERS.register("kaiming_normal", KaimingArgs)
+def kaiming_normal(weight: torch.Tensor, a: float, mode: str, nonlinearity: str) -> None:
+    nn.init.kaiming_normal_(weight, a=a, mode=mode, nonlinearity=nonlinearity)
+
+
+@INITIALIZERS.register("orthogonal", OrthogonalArgs)
+def orthogonal(weight: torch.Tensor, gain: float) -> None:
+    nn.init.orthogonal_(weight, gain=gain)
+
+
+@INITIALIZERS.register("trunc_normal", TruncNormalArgs)
+def trunc_normal(weight: torch.Tensor, mean: float, std: float, a: float, b: float) -> None:
+    nn.init.trunc_normal_(weight, mean=mean, std=std, a=a, b=b)
+
+
+def initialize(weight: torch.Tensor, name: str, args: dict | None = None) -> torch.Tensor:
+    """Fill ``weight`` in place with the registered initializer ``name`` and return it."""
+    fn = INITIALIZERS.get(name)
+    with torch.no_grad():
+        fn(weight, **INITIALIZERS.build_args(name, args))
+    return weight
+
+
+def xavier_bound(num_embeddings: int, dim: int, gain: float = 1.0) -> float:
+    """gain * sqrt(6 / (fan_in + fan_out)) for a (num_embeddings, dim) table (fan_in = dim)."""
+    return gain * math.sqrt(6.0 / (num_embeddings + dim))

@@ -1,0 +1,221 @@
+"""``embedlab-train``: compose the config with Hydra, then :func:`train`.
+
+``train(cfg) -> dict`` is the library function tests and sweepers call; the console script
+is a thin wrapper that returns ``cfg.optimized_metric`` for Hydra sweepers (e.g. Optuna).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from embedlab.config import to_flat_dict, validate
+from embedlab.paths import config_dir
+
+log = logging.getLogger(__name__)
+
+
+def _trainer_kwargs(cfg: Any) -> dict[str, Any]:
+    kwargs = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def _loggers(cfg: DictConfig, output_dir: Path) -> list:
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    loggers: list = []
+    if cfg.logger.tensorboard:
+        # events straight in the run folder: `tensorboard --logdir <multirun>` names runs by job
+        loggers.append(TensorBoardLogger(save_dir=str(output_dir), name="", version="", default_hp_metric=False))
+    if cfg.logger.csv:
+        loggers.append(CSVLogger(save_dir=str(output_dir), name="csv", version=""))
+    return loggers
+
+
+def _callbacks(cfg: DictConfig, output_dir: Path, monitor: str, mode: str) -> dict[str, Any]:
+    from lightning.pytorch.callbacks import (
+        EarlyStopping,
+        LearningRateMonitor,
+        ModelCheckpoint,
+        RichProgressBar,
+        TQDMProgressBar,
+    )
+
+    from embedlab.callbacks import Throughput
+
+    cb: dict[str, Any] = {}
+    c = cfg.callbacks
+    if c.checkpoint.enabled:
+        cb["checkpoint"] = ModelCheckpoint(
+            dirpath=str(output_dir / "checkpoints"),
+            filename="epoch{epoch:03d}-" + monitor.replace("/", "_") + "{" + monitor + ":.4f}",
+            auto_insert_metric_name=False,
+            monitor=monitor,
+            mode=mode,
+            save_top_k=c.checkpoint.save_top_k,
+            save_last=c.checkpoint.save_last,
+        )
+    if c.early_stopping.enabled:
+        cb["early_stopping"] = EarlyStopping(
+            monitor=monitor, mode=mode, patience=c.early_stopping.patience, min_delta=c.early_stopping.min_delta
+        )
+    if c.lr_monitor and cfg.logger.tensorboard or c.lr_monitor and cfg.logger.csv:
+        cb["lr_monitor"] = LearningRateMonitor(logging_interval="step")
+    if cfg.trainer.enable_progress_bar:
+        cb["progress"] = RichProgressBar(leave=True) if c.rich_progress else TQDMProgressBar()
+    if c.throughput:
+        cb["throughput"] = Throughput()
+    return cb
+
+
+def _quiet_duplicate_handlers() -> None:
+    """Lightning adds its own console handler; under Hydra the root logger already prints."""
+    root = logging.getLogger()
+    if not root.handlers:
+        return
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        lg = logging.getLogger(name)
+        lg.handlers = [h for h in lg.handlers if type(h) is not logging.StreamHandler]
+
+
+def _scalar(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train (and test) one run described by ``cfg``; return its metrics.
+
+    Validates the whole config first (nothing is read before that), then fits, tests the
+    best checkpoint, writes ``metrics.json``, TensorBoard hparams and the config text into
+    ``cfg.paths.output_dir``, and prints a short summary.
+    """
+    validate(cfg)
+    started = time.perf_counter()
+
+    import lightning as L
+    import torch
+
+    _quiet_duplicate_handlers()
+    from embedlab.logging import log_config_text, log_hparams
+    from embedlab.tasks import TASKS
+
+    output_dir = Path(cfg.paths.output_dir).absolute()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.trainer.accelerator == "cpu" and os.environ.get("EMBEDLAB_NUM_THREADS"):
+        torch.set_num_threads(int(os.environ["EMBEDLAB_NUM_THREADS"]))
+
+    task = TASKS.get(cfg.task.name)
+    datamodule, module = task.setup(cfg)
+    if hasattr(datamodule, "save"):
+        datamodule.save(output_dir)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+    monitor, mode = cfg.task.monitor, cfg.task.monitor_mode
+    loggers = _loggers(cfg, output_dir)
+    callbacks = _callbacks(cfg, output_dir, monitor, mode)
+    trainer = L.Trainer(
+        **_trainer_kwargs(cfg.trainer),
+        logger=loggers or False,
+        callbacks=list(callbacks.values()),
+        default_root_dir=str(output_dir),
+        enable_checkpointing="checkpoint" in callbacks,
+    )
+
+    if cfg.train:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    fit_metrics = {k: _scalar(v) for k, v in trainer.callback_metrics.items()}
+
+    ckpt = callbacks.get("checkpoint")
+    best_path = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
+    test_metrics: dict[str, Any] = {}
+    if cfg.test:
+        fast = bool(cfg.trainer.fast_dev_run)
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=None if fast or not best_path else "best", verbose=False)
+        test_metrics = {k: _scalar(v) for k, v in (results[0] if results else {}).items()}
+
+    throughput = callbacks.get("throughput")
+    metrics: dict[str, Any] = {
+        **{k: v for k, v in fit_metrics.items() if k.startswith(("val/", "train/"))},
+        **test_metrics,
+        "epochs": trainer.current_epoch,
+        "global_steps": trainer.global_step,
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "train_seconds": round(throughput.train_seconds, 3) if throughput else None,
+        "examples_per_second": round(throughput.examples_per_second, 1) if throughput else None,
+        "num_parameters": sum(p.numel() for p in module.parameters()),
+        "best_checkpoint": best_path,
+        "output_dir": str(output_dir),
+    }
+    if ckpt is not None and ckpt.best_model_score is not None:
+        metrics[f"{monitor}_best"] = float(ckpt.best_model_score)
+    if trainer.is_global_zero:
+        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        tb = next((lg for lg in loggers if lg.__class__.__name__ == "TensorBoardLogger"), None)
+        if tb is not None:
+            writer = tb.experiment
+            if cfg.logger.log_hparams:
+                final = {k: v for k, v in metrics.items() if isinstance(v, float) and k.startswith(("val/", "test/"))}
+                log_hparams(writer, to_flat_dict(cfg), final)
+            if cfg.logger.log_config_text:
+                log_config_text(writer, OmegaConf.to_yaml(cfg, resolve=True))
+        _print_summary(metrics, output_dir, cfg)
+    return metrics
+
+
+def _print_summary(metrics: dict[str, Any], output_dir: Path, cfg: DictConfig) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"embedlab run: {cfg.task_name}", show_header=False)
+    for key in sorted(metrics):
+        value = metrics[key]
+        if key.startswith(("val/", "test/")) or key in ("epochs", "wall_seconds", "examples_per_second"):
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    if metrics.get("best_checkpoint"):
+        console.print(f"best checkpoint: {metrics['best_checkpoint']}")
+    console.print(f"run folder:      {output_dir}")
+    console.print(f"metrics:         {output_dir / 'metrics.json'}")
+    if cfg.logger.tensorboard:
+        console.print(f"TensorBoard:     tensorboard --logdir {output_dir}")
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    if cfg.print_config:
+        from embedlab.utils import print_config_tree
+
+        print_config_tree(cfg)
+    metrics = train(cfg)
+    value = metrics.get(cfg.optimized_metric)
+    if value is None and HydraConfig.get().mode.name == "MULTIRUN":
+        log.warning("optimized_metric %r not in the metrics: %s", cfg.optimized_metric, sorted(metrics))
+    return value
+
+
+def main() -> None:
+    """Console entry point (``embedlab-train``)."""
+    from embedlab.errors import ConfigError
+
+    try:
+        _hydra_main()
+    except ConfigError as exc:  # pragma: no cover - exercised through the CLI test
+        raise SystemExit(f"embedlab-train: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()

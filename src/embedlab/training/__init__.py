@@ -1,0 +1,1 @@
+"""Training plumbing shared by the tasks: optimizers, schedulers."""
