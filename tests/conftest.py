@@ -1,0 +1,63 @@
+"""Shared fixtures: compose the real config tree with Hydra's compose API into ``tmp_path``.
+
+``make_cfg(*overrides)`` returns a composed, *unvalidated* DictConfig whose paths point into
+the test's ``tmp_path`` and whose trainer is forced tiny and quiet; ``tiny=False`` keeps the
+shipped sizes. ``SHARED_DATA`` is ``../shared/data`` when present (tests skip without it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+import embedlab.config  # noqa: F401  (registers the schema in Hydra's ConfigStore)
+from embedlab.paths import config_dir
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("EMBEDLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# quiet, fast trainer settings every test run gets
+QUIET = [
+    "print_config=false",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "callbacks.rich_progress=false",
+]
+# a small synthetic dataset: ~1 s per epoch on one core
+TINY_DATA = ["data.num_train=1200", "data.num_val=300", "data.num_test=300", "trainer.max_epochs=2"]
+
+
+def compose_cfg(overrides: list[str], out: Path) -> DictConfig:
+    """Compose ``train.yaml`` with ``overrides``; point every path at ``out``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(out)
+        cfg.paths.output_dir = str(out / "run")
+        cfg.paths.log_dir = str(out / "logs")
+        cfg.paths.cache_dir = str(out / "cache")
+        cfg.paths.vector_cache = str(out / "vector_cache")
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    def _make(*overrides: str, tiny: bool = True) -> DictConfig:
+        base = QUIET + (TINY_DATA if tiny else [])
+        return compose_cfg(base + list(overrides), tmp_path)
+
+    return _make
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
