@@ -204,15 +204,18 @@ class TrainerConfig:
     gradient_clip_val: float | None = None
     accumulate_grad_batches: int = 1
     check_val_every_n_epoch: int = 1
-    val_check_interval: float | None = None
+    val_check_interval: Any = None  # int = every N batches, float = fraction of an epoch
     log_every_n_steps: int = 20
-    deterministic: bool = False  # torch.use_deterministic_algorithms (needed on GPU for bitwise repeats)
+    deterministic: bool = (
+        False  # torch.use_deterministic_algorithms (needed on GPU for bitwise repeats)
+    )
     benchmark: bool | None = None
     fast_dev_run: Any = False  # bool or int
-    overfit_batches: float = 0.0
-    limit_train_batches: float | None = None
-    limit_val_batches: float | None = None
-    limit_test_batches: float | None = None
+    # int = number of batches, float = fraction of the split (Lightning's convention)
+    overfit_batches: Any = 0.0
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    limit_test_batches: Any = None
     num_sanity_val_steps: int = 2
     enable_progress_bar: bool = True
     enable_model_summary: bool = True
@@ -354,7 +357,12 @@ def validate(cfg: DictConfig) -> DictConfig:
     from embedlab.embeddings.pretrained import PRETRAINED_SOURCES
     from embedlab.models import MODELS
     from embedlab.tasks import TASKS
-    from embedlab.training.optim import OPTIMIZERS, SCHEDULERS, optimizer_problems, scheduler_problems
+    from embedlab.training.optim import (
+        OPTIMIZERS,
+        SCHEDULERS,
+        optimizer_problems,
+        scheduler_problems,
+    )
 
     problems: list[str] = []
     top = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -372,7 +380,9 @@ def validate(cfg: DictConfig) -> DictConfig:
 
     source = cfg.data.get("source")
     if source not in DATA_SCHEMAS or source not in DATA_SOURCES:
-        problems.append(f"data.source: unknown data source {source!r}; choose one of {DATA_SOURCES.names()}")
+        problems.append(
+            f"data.source: unknown data source {source!r}; choose one of {DATA_SOURCES.names()}"
+        )
     else:
         _check_schema(problems, "data", cfg.data, DATA_SCHEMAS[source])
         if cfg.data.batch_size < 1:
@@ -405,7 +415,9 @@ def validate(cfg: DictConfig) -> DictConfig:
     if tok.min_freq < 1:
         problems.append(f"tokenizer.min_freq: must be >= 1, got {tok.min_freq}")
     if tok.max_size is not None and tok.max_size < 3:
-        problems.append(f"tokenizer.max_size: must be >= 3 (room for the specials), got {tok.max_size}")
+        problems.append(
+            f"tokenizer.max_size: must be >= 3 (room for the specials), got {tok.max_size}"
+        )
 
     _choice(problems, "optimizer.name", cfg.optimizer.name, OPTIMIZERS.names())
     if cfg.optimizer.name in OPTIMIZERS:

@@ -26,7 +26,9 @@ class ClassificationDataModule(L.LightningDataModule):
     All work happens once in :meth:`setup`; batches are gathered with tensor ops only.
     """
 
-    def __init__(self, data_cfg: Any, tokenizer_cfg: Any, paths_cfg: Any, seed: int, layout: str = "bag") -> None:
+    def __init__(
+        self, data_cfg: Any, tokenizer_cfg: Any, paths_cfg: Any, seed: int, layout: str = "bag"
+    ) -> None:
         super().__init__()
         if layout not in ("bag", "padded"):
             raise ValueError(f"layout must be 'bag' or 'padded', got {layout!r}")
@@ -49,7 +51,9 @@ class ClassificationDataModule(L.LightningDataModule):
         self.tokenizer = build_tokenizer(self.tokenizer_cfg, train.texts)
         self.vocab = vocabulary(self.tokenizer)
         for name, split in self.dataset.splits.items():
-            self.encoded[name] = encode(self.tokenizer, split.texts, split.labels, self.data_cfg.max_len)
+            self.encoded[name] = encode(
+                self.tokenizer, split.texts, split.labels, self.data_cfg.max_len
+            )
         self._check_labels()
         log.info(
             "data: %s | vocab %d | %s",

@@ -56,7 +56,9 @@ class ClassificationTask(L.LightningModule):
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         return self.model(**inputs)
 
-    def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _step(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = self(batch)
         loss = self.loss_fn(logits, batch["labels"])
         return loss, logits.argmax(dim=-1), batch["labels"]
@@ -68,13 +70,10 @@ class ClassificationTask(L.LightningModule):
         loss, preds, labels = self._step(batch)
         n = labels.numel()
         self.examples_seen += n
-        self.train_metrics.update(preds, labels)
+        self.train_metrics(preds, labels)  # batch values now, epoch values accumulated
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log_dict(self.train_metrics, on_step=True, on_epoch=True, batch_size=n)
         return loss
-
-    def on_train_epoch_end(self) -> None:
-        self.log_dict(self.train_metrics.compute())
-        self.train_metrics.reset()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss, preds, labels = self._step(batch)
@@ -101,7 +100,11 @@ class ClassificationTask(L.LightningModule):
         groups = param_groups(self.model, self.optimizer_cfg, self.embedding, self.embedding_lr)
         optimizer = build_optimizer(groups, self.optimizer_cfg)
         interval = self.scheduler_cfg.interval
-        total = self.trainer.estimated_stepping_batches if interval == "step" else self.trainer.max_epochs
+        total = (
+            self.trainer.estimated_stepping_batches
+            if interval == "step"
+            else self.trainer.max_epochs
+        )
         scheduler = build_scheduler(optimizer, self.scheduler_cfg, int(total))
         if scheduler is None:
             return optimizer
