@@ -132,3 +132,23 @@ def test_summary_names_checkpoint_and_tensorboard_command(make_cfg, tmp_path: Pa
     assert "tensorboard --logdir" in out
     assert "best checkpoint" in out
     assert "test/acc" in out
+
+
+def test_resume_from_last_checkpoint_then_test_only(make_cfg, tmp_path: Path):
+    first = train(make_cfg("callbacks.checkpoint.save_last=true", "trainer.max_epochs=1"))
+    ckpts = tmp_path / "run" / "checkpoints"
+    names = sorted(p.name for p in ckpts.iterdir())
+    assert "last.ckpt" in names
+    assert any(n.startswith("epoch000-val_acc") for n in names)
+
+    resumed_cfg = make_cfg("trainer.max_epochs=2", f"ckpt_path={ckpts / 'last.ckpt'}")
+    resumed_cfg.paths.output_dir = str(tmp_path / "resumed")
+    resumed = train(resumed_cfg)
+    assert resumed["epochs"] == 2
+    assert resumed["global_steps"] == 2 * first["global_steps"]
+    assert any(p.name.startswith("epoch001-") for p in (tmp_path / "resumed" / "checkpoints").iterdir())
+
+    test_cfg = make_cfg("train=false", f"ckpt_path={first['best_checkpoint']}")
+    test_cfg.paths.output_dir = str(tmp_path / "test_only")
+    tested = train(test_cfg)
+    assert tested["test/acc"] == pytest.approx(first["test/acc"])

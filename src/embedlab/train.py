@@ -74,7 +74,7 @@ def _callbacks(cfg: DictConfig, output_dir: Path, monitor: str, mode: str) -> di
             patience=c.early_stopping.patience,
             min_delta=c.early_stopping.min_delta,
         )
-    if (c.lr_monitor and cfg.logger.tensorboard) or (c.lr_monitor and cfg.logger.csv):
+    if c.lr_monitor and (cfg.logger.tensorboard or cfg.logger.csv):
         cb["lr_monitor"] = LearningRateMonitor(logging_interval="step")
     if cfg.trainer.enable_progress_bar:
         cb["progress"] = RichProgressBar(leave=True) if c.rich_progress else TQDMProgressBar()
@@ -148,13 +148,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     best_path = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
     test_metrics: dict[str, Any] = {}
     if cfg.test:
-        fast = bool(cfg.trainer.fast_dev_run)
-        results = trainer.test(
-            module,
-            datamodule=datamodule,
-            ckpt_path=None if fast or not best_path else "best",
-            verbose=False,
-        )
+        # the best checkpoint of this fit; without a fit, the checkpoint given in ckpt_path
+        test_ckpt = best_path if cfg.train else cfg.ckpt_path
+        if cfg.trainer.fast_dev_run:
+            test_ckpt = None
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)
         test_metrics = {k: _scalar(v) for k, v in (results[0] if results else {}).items()}
 
     throughput = callbacks.get("throughput")

@@ -97,9 +97,15 @@ def _step(t: int, total: int, step_size: int = 1000, gamma: float = 0.1) -> floa
 
 
 def scheduler_problems(cfg: Any) -> list[str]:
-    fn = SCHEDULERS.get(cfg.name)
-    problems = check_kwargs("scheduler.kwargs", fn, dict(cfg.kwargs))
-    return [p for p in problems if ".t:" not in p and ".total:" not in p]
+    kwargs = dict(cfg.kwargs)
+    problems = check_kwargs("scheduler.kwargs", SCHEDULERS.get(cfg.name), kwargs)
+    # t and total are supplied by build_scheduler, never by config
+    problems += [
+        f"scheduler.kwargs.{k}: set by embedlab, not by config"
+        for k in ("t", "total")
+        if k in kwargs
+    ]
+    return problems
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, total_steps: int) -> dict | None:
