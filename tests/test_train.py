@@ -146,7 +146,9 @@ def test_resume_from_last_checkpoint_then_test_only(make_cfg, tmp_path: Path):
     resumed = train(resumed_cfg)
     assert resumed["epochs"] == 2
     assert resumed["global_steps"] == 2 * first["global_steps"]
-    assert any(p.name.startswith("epoch001-") for p in (tmp_path / "resumed" / "checkpoints").iterdir())
+    assert any(
+        p.name.startswith("epoch001-") for p in (tmp_path / "resumed" / "checkpoints").iterdir()
+    )
 
     test_cfg = make_cfg("train=false", f"ckpt_path={first['best_checkpoint']}")
     test_cfg.paths.output_dir = str(tmp_path / "test_only")
