@@ -110,11 +110,23 @@ def test_pad_row_zero_after_init_and_after_a_training_step(name):
 
 def test_layer_options_reach_the_module():
     cfg = emb_cfg(
-        dim=16, max_norm=1.5, norm_type=1.0, scale_grad_by_freq=True, sparse=True, mode="max", padding_idx=False
+        dim=16,
+        max_norm=1.5,
+        norm_type=1.0,
+        scale_grad_by_freq=True,
+        sparse=True,
+        mode="max",
+        padding_idx=False,
     )
     layer = build_embedding(cfg, 30, pad_idx=0, bag=True)
     assert isinstance(layer, nn.EmbeddingBag)
-    assert (layer.max_norm, layer.norm_type, layer.scale_grad_by_freq, layer.sparse, layer.mode) == (
+    assert (
+        layer.max_norm,
+        layer.norm_type,
+        layer.scale_grad_by_freq,
+        layer.sparse,
+        layer.mode,
+    ) == (
         1.5,
         1.0,
         True,
@@ -127,10 +139,17 @@ def test_layer_options_reach_the_module():
 
 
 def test_max_norm_renormalises_looked_up_rows():
-    layer = build_embedding(emb_cfg(init="constant", init_args={"value": 1.0}, dim=4, max_norm=1.0, mode="mean"), 10, 0, True)
+    layer = build_embedding(
+        emb_cfg(init="constant", init_args={"value": 1.0}, dim=4, max_norm=1.0, mode="mean"),
+        10,
+        0,
+        True,
+    )
     out = layer(torch.tensor([3, 4]), torch.tensor([0]))
     assert out.norm().item() == pytest.approx(1.0, rel=1e-4)
-    assert layer.weight[3].norm().item() == pytest.approx(1.0, rel=1e-4)  # rows renormalised in place
+    assert layer.weight[3].norm().item() == pytest.approx(
+        1.0, rel=1e-4
+    )  # rows renormalised in place
     assert layer.weight[5].norm().item() == pytest.approx(2.0)  # rows not looked up untouched
 
 
@@ -156,7 +175,9 @@ def test_sparse_option_makes_sparse_gradients():
 def test_bag_modes(mode):
     layer = build_embedding(emb_cfg(dim=2, mode=mode, padding_idx=False), 5, None, True)
     with torch.no_grad():
-        layer.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 4.0], [3.0, 2.0], [0.0, 0.0], [0.0, 0.0]]))
+        layer.weight.copy_(
+            torch.tensor([[0.0, 0.0], [1.0, 4.0], [3.0, 2.0], [0.0, 0.0], [0.0, 0.0]])
+        )
     out = layer(torch.tensor([1, 2]), torch.tensor([0]))[0]
     expected = {"sum": [4.0, 6.0], "mean": [2.0, 3.0], "max": [3.0, 4.0]}[mode]
     assert out.tolist() == expected
@@ -186,5 +207,12 @@ def test_every_layer_option_from_the_composed_config(make_cfg):
         "embedding.mode=max",
     )
     layer = build_embedding(cfg.embedding, 20, 0, True)
-    got = (layer.max_norm, layer.norm_type, layer.scale_grad_by_freq, layer.sparse, layer.mode, layer.padding_idx)
+    got = (
+        layer.max_norm,
+        layer.norm_type,
+        layer.scale_grad_by_freq,
+        layer.sparse,
+        layer.mode,
+        layer.padding_idx,
+    )
     assert got == (2.0, 1.0, True, True, "max", 0)

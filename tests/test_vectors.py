@@ -26,7 +26,10 @@ VECS = RNG.standard_normal((len(WORDS), 5)).astype(np.float32)
 
 def write_text(path: Path, header: bool, words=WORDS, vecs=VECS, trailing: str = "") -> Path:
     lines = [f"{len(words)} {vecs.shape[1]}"] if header else []
-    lines += [w + " " + " ".join(f"{v:.9g}" for v in row) + trailing for w, row in zip(words, vecs, strict=True)]
+    lines += [
+        w + " " + " ".join(f"{v:.9g}" for v in row) + trailing
+        for w, row in zip(words, vecs, strict=True)
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -35,7 +38,9 @@ def write_w2v_bin(path: Path, newline: bool) -> Path:
     with open(path, "wb") as f:
         f.write(f"{len(WORDS)} {VECS.shape[1]}\n".encode())
         for w, row in zip(WORDS, VECS, strict=True):
-            f.write(w.encode() + b" " + struct.pack(f"<{len(row)}f", *row) + (b"\n" if newline else b""))
+            f.write(
+                w.encode() + b" " + struct.pack(f"<{len(row)}f", *row) + (b"\n" if newline else b"")
+            )
     return path
 
 
@@ -43,13 +48,17 @@ def keys(*words):
     return {w.encode() for w in words}
 
 
-@pytest.mark.parametrize("kind", ["glove", "vec", "vec_trailing_space", "bin", "bin_newline", "npy", "pt"])
+@pytest.mark.parametrize(
+    "kind", ["glove", "vec", "vec_trailing_space", "bin", "bin_newline", "npy", "pt"]
+)
 def test_every_format_reads_only_the_wanted_words(tmp_path, kind):
     vocab_path = None
     if kind == "glove":
         path = write_text(tmp_path / "v.txt", header=False)
     elif kind.startswith("vec"):
-        path = write_text(tmp_path / "v.vec", header=True, trailing=" " if "trailing" in kind else "")
+        path = write_text(
+            tmp_path / "v.vec", header=True, trailing=" " if "trailing" in kind else ""
+        )
     elif kind.startswith("bin"):
         path = write_w2v_bin(tmp_path / "v.bin", newline=kind == "bin_newline")
     else:
@@ -134,7 +143,9 @@ def test_cache_hit_is_identical_and_invalidated_by_file_vocab_and_options(tmp_pa
     assert not first["stats"]["cached"] and second["stats"]["cached"]
     assert torch.equal(first["vectors"], second["vectors"]) and second["vocab"] == ["cat", "dog"]
     assert not load_aligned(path, ["dog", "cat"], fmt="text", cache_dir=cache)["stats"]["cached"]
-    assert not load_aligned(path, ["cat", "dog"], fmt="text", lowercase_fallback=False, cache_dir=cache)["stats"]["cached"]
+    assert not load_aligned(
+        path, ["cat", "dog"], fmt="text", lowercase_fallback=False, cache_dir=cache
+    )["stats"]["cached"]
     ext = load_aligned(path, ["cat", "dog"], fmt="text", extend_with=2, cache_dir=cache)
     again = load_aligned(path, ["cat", "dog"], fmt="text", extend_with=2, cache_dir=cache)
     assert again["stats"]["cached"] and again["vocab"] == ext["vocab"] == ["cat", "dog", "the"]
@@ -180,7 +191,13 @@ def test_download_zip_over_http_extracts_the_member_into_the_cache(tmp_path, htt
         zf.write(src, "glove.6B.50d.txt")
         zf.writestr("glove.6B.100d.txt", "other 1 2\n")
     cache = tmp_path / "vc"
-    path = ensure_file("glove.6B.50d.txt", cache, [f"{base}/missing.zip", f"{base}/glove.6B.zip"], True, keep_archive=True)
+    path = ensure_file(
+        "glove.6B.50d.txt",
+        cache,
+        [f"{base}/missing.zip", f"{base}/glove.6B.zip"],
+        True,
+        keep_archive=True,
+    )
     assert path == cache / "glove.6B.50d.txt" and path.read_bytes() == src.read_bytes()
     assert not (cache / "glove.6B.100d.txt").exists()  # only the asked-for member
     assert not list(cache.glob("*.part"))
@@ -203,9 +220,16 @@ def test_download_gz_via_file_url_and_sha256_check(tmp_path):
 def test_offline_fails_fast_naming_file_and_folder(tmp_path):
     cache = tmp_path / "vc"
     with pytest.raises(DataError, match=r"put glove\.6B\.50d\.txt into .*vc"):
-        ensure_file("glove.6B.50d.txt", cache, ["https://example.invalid/glove.6B.zip"], allow_download=False)
+        ensure_file(
+            "glove.6B.50d.txt",
+            cache,
+            ["https://example.invalid/glove.6B.zip"],
+            allow_download=False,
+        )
     with pytest.raises(DataError, match=r"could not fetch.*put glove\.6B\.50d\.txt into"):
-        ensure_file("glove.6B.50d.txt", cache, ["http://127.0.0.1:9/glove.6B.zip"], allow_download=True)
+        ensure_file(
+            "glove.6B.50d.txt", cache, ["http://127.0.0.1:9/glove.6B.zip"], allow_download=True
+        )
 
 
 @pytest.mark.parametrize("member", ["../escape.txt", "/abs/escape.txt", "a/../../escape.txt"])

@@ -51,7 +51,10 @@ class BagOfEmbeddings(nn.Module):
     ) -> torch.Tensor:
         if csr is not None:
             ids, offsets, per_sample_weights = csr_to_bags(csr)  # (nnz,), (B,), (nnz,)
-            ids, offsets = ids.to(self.embedding.weight.device), offsets.to(self.embedding.weight.device)
+            ids, offsets = (
+                ids.to(self.embedding.weight.device),
+                offsets.to(self.embedding.weight.device),
+            )
             per_sample_weights = per_sample_weights.to(self.embedding.weight)
         pooled = self.pool(ids, offsets, per_sample_weights)  # (B, D)
         return self.head(pooled)  # (B, C)

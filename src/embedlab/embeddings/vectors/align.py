@@ -135,7 +135,9 @@ def load_aligned(
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp")
         added = out_vocab[len(vocab) :]
-        torch.save({"vectors": vectors, "found": found, "added": "\n".join(added), "stats": stats}, tmp)
+        torch.save(
+            {"vectors": vectors, "found": found, "added": "\n".join(added), "stats": stats}, tmp
+        )
         os.replace(tmp, cache_file)
     obj["stats"] = {**stats, "cached": False, "seconds": time.perf_counter() - started}
     return obj
