@@ -92,7 +92,7 @@ def test_unfreeze_happens_at_the_configured_epoch(make_cfg):
     cfg = make_cfg(*SMALL, "embedding.unfreeze_at_epoch=2")
     probe = Probe()
     unfreeze = UnfreezeEmbedding(cfg.embedding.unfreeze_at_epoch)
-    module, trainer, before, _ = fit(cfg, 3, unfreeze, probe)
+    module, _, before, _ = fit(cfg, 3, unfreeze, probe)
     assert unfreeze.unfrozen_at == 2
     assert torch.equal(probe.snapshots[0], before) and torch.equal(probe.snapshots[1], before)
     assert not torch.equal(probe.snapshots[2], before)

@@ -80,7 +80,7 @@ def test_pt_is_loaded_with_weights_only(tmp_path):
     path = tmp_path / "m.pt"
     torch.save({"weight": torch.zeros(2, 2), "evil": object()}, path)  # needs full unpickling
     (tmp_path / "w.txt").write_text("a\nb\n")
-    with pytest.raises(Exception, match="(?i)weights_only|unpickl"):
+    with pytest.raises(Exception, match=r"(?i)weights_only|unpickl"):
         read_vectors(path, None, keys("a"), vocab_path=tmp_path / "w.txt")
 
 
