@@ -110,7 +110,7 @@ class TokenizerConfig:
 class EmbeddingConfig:
     init: str = "normal"  # registry name of the initializer (see embedlab.embeddings.init)
     init_args: dict[str, Any] = field(default_factory=dict)  # that initializer's arguments
-    dim: int = 64  # embedding dimension (must match the pretrained source's, if any)
+    dim: int | None = 64  # embedding dimension (None: the pretrained vectors' dim; must match them if set)
     padding_idx: bool = True  # the <pad> row is zero and receives no gradient
     max_norm: float | None = None  # renormalise looked-up rows to at most this norm
     norm_type: float = 2.0  # the p of the p-norm for max_norm
@@ -129,17 +129,21 @@ class EmbeddingConfig:
 @dataclass
 class PretrainedConfig:
     source: str = "none"  # registry name of the pretrained source (none: no vectors)
-    name: str | None = None  # e.g. GloVe's "6B", "42B", "840B", "twitter.27B"
-    dim: int | None = None  # vector dimension, part of the standard file name
-    path: str | None = None  # explicit file (overrides the cache lookup)
+    name: str | None = None  # glove: 6B|42B|840B|twitter.27B; fasttext: cc.en.300, ...; hf: model id/folder
+    dim: int | None = None  # vector dimension (glove: part of the file name; else checked if set)
+    path: str | None = None  # explicit file or model folder (overrides the cache lookup)
     format: str | None = None  # text | word2vec_bin | fasttext | pt | npy (None: from extension)
     vocab_path: str | None = None  # one word per line, for .pt/.npy matrices
     cache_dir: str = "${paths.vector_cache}"  # where named vectors are looked up / downloaded
     download: bool = True  # fetch a known file when missing (needs the network)
+    url: str | None = None  # download from this URL instead of the known ones (mirror, file://)
+    sha256: str | None = None  # expected sha256 of the downloaded file (None: length + archive CRC only)
     restrict_to_vocab: bool = True  # only vocabulary words; else extend the vocabulary
-    max_vectors: int | None = None  # with restrict_to_vocab false: add this many top words
+    max_vectors: int | None = None  # with restrict_to_vocab false: add the file's top words
     lowercase_fallback: bool = True  # try the lowercased word when the exact one is missing
+    on_bad_rows: OnBadRows = OnBadRows.error  # ragged/NaN rows: error (file:line) or skip + count
     cache: bool = True  # cache the aligned matrix under paths.cache_dir
+    use_tokenizer: bool = True  # hf: tokenize the data with the model's own tokenizer.json
 
 
 # --------------------------------------------------------------------------- models
@@ -354,7 +358,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     # Imported here: the registries import torch and friends, the schema does not.
     from embedlab.data.sources import DATA_SOURCES
     from embedlab.embeddings.init import INITIALIZERS
-    from embedlab.embeddings.pretrained import PRETRAINED_SOURCES
+    from embedlab.embeddings.pretrained import PRETRAINED_SOURCES, pretrained_problems
     from embedlab.models import MODELS
     from embedlab.tasks import TASKS
     from embedlab.training.optim import (
@@ -398,7 +402,9 @@ def validate(cfg: DictConfig) -> DictConfig:
     _choice(problems, "embedding.init", emb.init, INITIALIZERS.names())
     if emb.init in INITIALIZERS:
         problems.extend(INITIALIZERS.check_args(emb.init, emb.init_args))
-    if emb.dim < 1:
+    if emb.dim is None and cfg.pretrained.source == "none":
+        problems.append("embedding.dim: null takes the pretrained vectors' dim; without pretrained vectors set a dim")
+    if emb.dim is not None and emb.dim < 1:
         problems.append(f"embedding.dim: must be >= 1, got {emb.dim}")
     if emb.max_norm is not None and emb.max_norm <= 0:
         problems.append(f"embedding.max_norm: must be > 0, got {emb.max_norm}")
@@ -406,8 +412,16 @@ def validate(cfg: DictConfig) -> DictConfig:
         problems.append("embedding.per_sample_weights: needs embedding.mode=sum (PyTorch's rule)")
     if emb.lr is not None and emb.lr <= 0:
         problems.append(f"embedding.lr: must be > 0, got {emb.lr}")
+    if emb.unfreeze_at_epoch is not None:
+        if emb.freeze:
+            problems.append("embedding.unfreeze_at_epoch: contradicts embedding.freeze=true (frozen for good); set one")
+        if emb.unfreeze_at_epoch < 1:
+            problems.append(f"embedding.unfreeze_at_epoch: must be >= 1 (0 = never frozen), got {emb.unfreeze_at_epoch}")
+    if emb.sparse and cfg.trainer.gradient_clip_val:
+        problems.append("trainer.gradient_clip_val: gradient clipping does not support the sparse gradients of embedding.sparse=true")
 
     _choice(problems, "pretrained.source", cfg.pretrained.source, PRETRAINED_SOURCES.names())
+    problems.extend(pretrained_problems(cfg.pretrained))
     _choice(problems, "task.name", cfg.task.name, TASKS.names())
     _choice(problems, "task.monitor_mode", cfg.task.monitor_mode, ["max", "min"])
 

@@ -53,7 +53,7 @@ def _callbacks(cfg: DictConfig, output_dir: Path, monitor: str, mode: str) -> di
         TQDMProgressBar,
     )
 
-    from embedlab.callbacks import Throughput
+    from embedlab.callbacks import Throughput, UnfreezeEmbedding
 
     cb: dict[str, Any] = {}
     c = cfg.callbacks
@@ -80,6 +80,8 @@ def _callbacks(cfg: DictConfig, output_dir: Path, monitor: str, mode: str) -> di
         cb["progress"] = RichProgressBar(leave=True) if c.rich_progress else TQDMProgressBar()
     if c.throughput:
         cb["throughput"] = Throughput()
+    if cfg.embedding.unfreeze_at_epoch is not None:
+        cb["unfreeze_embedding"] = UnfreezeEmbedding(cfg.embedding.unfreeze_at_epoch)
     return cb
 
 
@@ -114,7 +116,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import torch
 
     _quiet_duplicate_handlers()
-    from embedlab.logging import log_config_text, log_hparams
+    from embedlab.logging import log_config_text, log_embedding_report, log_hparams
     from embedlab.tasks import TASKS
 
     output_dir = Path(cfg.paths.output_dir).absolute()
@@ -156,7 +158,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         test_metrics = {k: _scalar(v) for k, v in (results[0] if results else {}).items()}
 
     throughput = callbacks.get("throughput")
+    embedding_report = getattr(module, "embedding_report", None) or {}
     metrics: dict[str, Any] = {
+        **{f"embedding/{k}": v for k, v in embedding_report.items() if k.startswith("coverage")},
         **{k: v for k, v in fit_metrics.items() if k.startswith(("val/", "train/"))},
         **test_metrics,
         "epochs": trainer.current_epoch,
@@ -186,6 +190,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 log_hparams(writer, to_flat_dict(cfg), final)
             if cfg.logger.log_config_text:
                 log_config_text(writer, OmegaConf.to_yaml(cfg, resolve=True))
+            if embedding_report:
+                log_embedding_report(writer, embedding_report)
         _print_summary(metrics, output_dir, cfg)
     return metrics
 

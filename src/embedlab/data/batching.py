@@ -1,6 +1,7 @@
 """Vectorised batching from CSR token arrays: no per-example Python work per batch.
 
-``BagBatches`` yields bags for ``nn.EmbeddingBag`` (flat ids + offsets), ``PaddedBatches``
+``BagBatches`` yields bags for ``nn.EmbeddingBag`` (flat ids + offsets), ``SparseBagBatches``
+the same from a scipy CSR bag-of-words matrix (+ its values as per-sample weights), ``PaddedBatches``
 yields ``(B, T)`` ids with a padding mask for sequence models. Both implement
 ``__getitems__`` so a standard ``DataLoader(batch_size=..., shuffle=...)`` (which Lightning
 can re-shard for DDP) hands them a whole list of indices at once.
@@ -79,6 +80,57 @@ class PaddedBatches(Dataset):
         batch = {"ids": padded, "mask": mask}
         if self.split.labels is not None:
             batch["labels"] = self.split.labels[index]
+        return batch
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([i])
+
+
+def csr_to_bags(matrix: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A scipy CSR matrix (rows = texts, columns = vocabulary ids) as EmbeddingBag inputs.
+
+    Returns ``(ids (nnz,), offsets (B,), per_sample_weights (nnz,))``: row ``i``'s column
+    indices are bag ``i`` and its stored values (counts, TF-IDF, ...) the per-sample weights.
+    ``EmbeddingBag(mode="sum")`` over them equals ``matrix @ weight`` (the sparse bag-of-words
+    product), i.e. a bias-free ``nn.Linear`` with ``linear.weight = table.T`` on the dense rows.
+    """
+    import scipy.sparse as sp
+
+    if not sp.issparse(matrix):
+        raise TypeError(f"expected a scipy sparse matrix, got {type(matrix).__name__}")
+    csr = matrix.tocsr()
+    ids = torch.from_numpy(csr.indices.astype("int64", copy=False))
+    offsets = torch.from_numpy(csr.indptr[:-1].astype("int64", copy=False))
+    weights = torch.from_numpy(csr.data.astype("float32", copy=False))
+    return ids, offsets, weights
+
+
+class SparseBagBatches(Dataset):
+    """Batches ``{"ids", "offsets", "per_sample_weights", "labels"}`` from a sparse bag-of-words matrix.
+
+    The data path for a CSR matrix ``(N, V)`` (counts or TF-IDF, e.g. from scikit-learn's
+    vectorizers): row slices become bags whose stored values weight each id. Pair it with
+    ``embedding.mode=sum`` (weights need sum); ``weighted=False`` drops the values (binary bags,
+    any mode).
+    """
+
+    def __init__(self, matrix: Any, labels: Any = None, weighted: bool = True) -> None:
+        import scipy.sparse as sp
+
+        self.matrix = sp.csr_matrix(matrix)
+        self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.int64)
+        self.weighted = weighted
+
+    def __len__(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        ids, offsets, weights = csr_to_bags(self.matrix[list(indices)])
+        batch = {"ids": ids, "offsets": offsets}
+        if self.weighted:
+            batch["per_sample_weights"] = weights
+        if self.labels is not None:
+            batch["labels"] = self.labels[torch.as_tensor(indices, dtype=torch.int64)]
         return batch
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:

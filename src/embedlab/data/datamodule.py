@@ -62,6 +62,28 @@ class ClassificationDataModule(L.LightningDataModule):
             ", ".join(f"{k} {len(v)}" for k, v in self.encoded.items()),
         )
 
+    def extend_vocabulary(self, words: list[str]) -> None:
+        """Append ``words`` to a word-level vocabulary (new ids at the end) and re-encode.
+
+        Used when pretrained vectors extend the vocabulary (``pretrained.restrict_to_vocab``
+        false): words of the vector file that training never saw get ids of their own.
+        """
+        from tokenizers import models
+
+        new = [w for w in words if w not in set(self.vocab)]
+        if not new:
+            return
+        if type(self.tokenizer.model).__name__ != "WordLevel":
+            raise ValueError("only a word-level tokenizer (tokenizer.kind=word) can take extra words")
+        ids = {w: i for i, w in enumerate(self.vocab)}
+        ids.update({w: len(self.vocab) + k for k, w in enumerate(new)})
+        self.tokenizer.model = models.WordLevel(vocab=ids, unk_token=self.tokenizer_cfg.unk_token)
+        self.vocab = vocabulary(self.tokenizer)
+        assert self.dataset is not None
+        for name, split in self.dataset.splits.items():
+            self.encoded[name] = encode(self.tokenizer, split.texts, split.labels, self.data_cfg.max_len)
+        log.info("vocabulary extended by %d pretrained words to %d", len(new), len(self.vocab))
+
     def _check_labels(self) -> None:
         n = self.num_classes
         for name, split in self.encoded.items():

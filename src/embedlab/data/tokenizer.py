@@ -38,8 +38,11 @@ def special_tokens(cfg: Any) -> list[str]:
 
 def build_tokenizer(cfg: Any, train_texts: Sequence[str]) -> Tokenizer:
     """Train a tokenizer on ``train_texts`` (or load ``cfg.path``)."""
-    if cfg.path:
-        return Tokenizer.from_file(str(cfg.path))
+    if cfg.path:  # e.g. a Hugging Face model's tokenizer.json: batching pads, not the tokenizer
+        tok = Tokenizer.from_file(str(cfg.path))
+        tok.no_padding()
+        tok.no_truncation()
+        return tok
     kind = _value(cfg.kind)
     steps = []
     norm = _value(cfg.normalization)

@@ -30,6 +30,7 @@ class ClassificationTask(L.LightningModule):
         embedding_lr: float | None = None,
         label_smoothing: float = 0.0,
         checkpoint_extra: dict[str, Any] | None = None,
+        unfreeze_later: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
@@ -38,6 +39,8 @@ class ClassificationTask(L.LightningModule):
         self.scheduler_cfg = scheduler_cfg
         self.embedding = embedding  # the same module as inside the model, for param groups
         self.embedding_lr = embedding_lr
+        self.unfreeze_later = unfreeze_later  # a frozen table joins the optimizer up front
+        self.embedding_report: dict[str, Any] = {}  # pretrained coverage (set by the task setup)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         metrics = MetricCollection(
             {
@@ -97,7 +100,9 @@ class ClassificationTask(L.LightningModule):
         self.test_metrics.reset()
 
     def configure_optimizers(self) -> Any:
-        groups = param_groups(self.model, self.optimizer_cfg, self.embedding, self.embedding_lr)
+        groups = param_groups(
+            self.model, self.optimizer_cfg, self.embedding, self.embedding_lr, unfreeze_later=self.unfreeze_later
+        )
         optimizer = build_optimizer(groups, self.optimizer_cfg)
         interval = self.scheduler_cfg.interval
         total = (
