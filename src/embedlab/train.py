@@ -16,6 +16,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from embedlab import sweep
 from embedlab.config import to_flat_dict, validate
 from embedlab.paths import config_dir
 
@@ -194,27 +195,42 @@ def _print_summary(metrics: dict[str, Any], output_dir: Path, cfg: DictConfig) -
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
+    """One job. In a multirun a failing job records ``failed.json``, returns NaN and lets the
+    sweep go on (the sweep's end lists it, see :class:`embedlab.sweep.SweepSummary`)."""
     from hydra.core.hydra_config import HydraConfig
 
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode.name == "MULTIRUN"
     if cfg.print_config:
         from embedlab.utils import print_config_tree
 
         print_config_tree(cfg)
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    except Exception as exc:
+        if not multirun:
+            raise
+        log.exception("job %s failed", hydra_cfg.job.num)
+        sweep.record_failure(hydra_cfg.runtime.output_dir, exc, list(hydra_cfg.overrides.task))
+        return float("nan")
     value = metrics.get(cfg.optimized_metric)
-    if value is None and HydraConfig.get().mode.name == "MULTIRUN":
+    if value is None and multirun:
         log.warning("optimized_metric %r not in the metrics: %s", cfg.optimized_metric, sorted(metrics))
+        return float("nan")
     return value
 
 
 def main() -> None:
-    """Console entry point (``embedlab-train``)."""
+    """Console entry point (``embedlab-train``); exits 1 when a job of a multirun failed."""
     from embedlab.errors import ConfigError
 
     try:
         _hydra_main()
     except ConfigError as exc:  # pragma: no cover - exercised through the CLI test
         raise SystemExit(f"embedlab-train: {exc}") from None
+    summary = sweep.LAST_SUMMARY
+    if summary and summary["failed"]:
+        raise SystemExit(f"embedlab-train: {len(summary['failed'])} of {summary['jobs']} jobs failed (see {summary['sweep_dir']})")
 
 
 if __name__ == "__main__":
