@@ -243,9 +243,41 @@ class EarlyStoppingConfig:
 
 
 @dataclass
+class ProjectorConfig:
+    """TensorBoard PROJECTOR: the embedding rows of the most frequent training words."""
+
+    enabled: bool = True
+    top_n: int = 500  # this many most frequent words (specials left out)
+    at_start: bool = True  # the table as initialised (tensor "embedding_start")
+    at_end: bool = True  # the table after training (tensor "embedding_end")
+
+
+@dataclass
+class DriftConfig:
+    """How far each word's vector moved in training (cosine distance, final vs initial)."""
+
+    enabled: bool = True
+    top_k: int = 25  # the words that moved most, as a TEXT table
+    min_count: int = 1  # only words seen at least this often in the training split
+
+
+@dataclass
+class EmbeddingHistogramsConfig:
+    """HISTOGRAMS of the embedding table during training."""
+
+    enabled: bool = True
+    every_n_steps: int = 100  # log every this many optimizer steps (and at step 0)
+    row_norms: bool = True  # L2 norm of every row
+    grad_norms: bool = True  # L2 norm of the gradient of every row the batch touched
+
+
+@dataclass
 class CallbacksConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    embedding_histograms: EmbeddingHistogramsConfig = field(default_factory=EmbeddingHistogramsConfig)
     lr_monitor: bool = True  # learning rate per step to TensorBoard
     rich_progress: bool = True  # Rich progress bar (else Lightning's tqdm bar)
     throughput: bool = True  # examples/second and wall time into metrics.json
@@ -400,6 +432,13 @@ def validate(cfg: DictConfig) -> DictConfig:
     _choice(problems, "pretrained.source", cfg.pretrained.source, PRETRAINED_SOURCES.names())
     _choice(problems, "task.name", cfg.task.name, TASKS.names())
     _choice(problems, "task.monitor_mode", cfg.task.monitor_mode, ["max", "min"])
+    cb = cfg.callbacks
+    if cb.projector.top_n < 1:
+        problems.append(f"callbacks.projector.top_n: must be >= 1, got {cb.projector.top_n}")
+    if cb.drift.top_k < 0:
+        problems.append(f"callbacks.drift.top_k: must be >= 0, got {cb.drift.top_k}")
+    if cb.embedding_histograms.every_n_steps < 1:
+        problems.append(f"callbacks.embedding_histograms.every_n_steps: must be >= 1, got {cb.embedding_histograms.every_n_steps}")
 
     tok = cfg.tokenizer
     if tok.min_freq < 1:

@@ -49,7 +49,7 @@ def _callbacks(cfg: DictConfig, output_dir: Path, monitor: str, mode: str) -> di
         TQDMProgressBar,
     )
 
-    from embedlab.callbacks import Throughput
+    from embedlab.callbacks import EmbeddingDrift, EmbeddingHistograms, EmbeddingProjector, Throughput
 
     cb: dict[str, Any] = {}
     c = cfg.callbacks
@@ -73,6 +73,14 @@ def _callbacks(cfg: DictConfig, output_dir: Path, monitor: str, mode: str) -> di
         cb["progress"] = RichProgressBar(leave=True) if c.rich_progress else TQDMProgressBar()
     if c.throughput:
         cb["throughput"] = Throughput()
+    if cfg.logger.tensorboard:  # TensorBoard views of the embedding table
+        if c.projector.enabled:
+            cb["projector"] = EmbeddingProjector(c.projector.top_n, c.projector.at_start, c.projector.at_end)
+        if c.drift.enabled:
+            cb["drift"] = EmbeddingDrift(c.drift.top_k, c.drift.min_count)
+        h = c.embedding_histograms
+        if h.enabled:
+            cb["embedding_histograms"] = EmbeddingHistograms(h.every_n_steps, h.row_norms, h.grad_norms)
     return cb
 
 
