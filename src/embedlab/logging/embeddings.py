@@ -106,7 +106,9 @@ def row_norms(weight: torch.Tensor) -> torch.Tensor:
 
 def grad_row_norms(grad: torch.Tensor) -> torch.Tensor:
     """L2 norms of the gradient rows that are non-zero (dense or sparse gradients)."""
-    if grad.is_sparse:
+    if grad.is_sparse and grad.sparse_dim() != 1:
+        grad = grad.to_dense()
+    if grad.is_sparse:  # row-sparse, as nn.Embedding(sparse=True) makes: values (nnz, C)
         grad = grad.coalesce()
         norms = grad.values().detach().float().norm(dim=1)
     else:
