@@ -96,7 +96,6 @@ def test_swept_keys_and_threads():
     )
     assert keys == ["embedding", "optimizer.lr", "seed"]
     assert sweep.threads_per_job(-1) == 1
-    assert math.isnan(sweep.nan_if_none(None)) and sweep.nan_if_none("0.5") == 0.5
 
 
 def test_summarize_lists_failed_and_unfinished(tmp_path):

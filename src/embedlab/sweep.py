@@ -11,7 +11,7 @@ launching process and in every joblib/submitit worker that unpickles the task fu
 - ``${embedlab.threads_per_job:${hydra.launcher.n_jobs}}`` -> CPU threads for each parallel job.
 
 A job that raises inside a multirun does not stop the sweep: :func:`record_failure` writes
-``failed.json`` into its folder, the job returns NaN (Optuna marks the trial failed), and
+``failed.json`` into its folder, the job returns None (Optuna marks the trial failed), and
 :class:`SweepSummary` lists the failed jobs when the sweep ends (the process then exits 1).
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import traceback
@@ -183,15 +182,6 @@ def summarize(sweep_dir: str | Path) -> dict[str, Any]:
     if Path(sweep_dir).is_dir():
         (Path(sweep_dir) / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def nan_if_none(value: Any) -> float:
-    """What a multirun job returns to the sweeper: a float, NaN when there is none."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return out
 
 
 # --------------------------------------------------------------------------- Hydra callback

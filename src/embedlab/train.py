@@ -203,8 +203,11 @@ def _print_summary(metrics: dict[str, Any], output_dir: Path, cfg: DictConfig) -
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    """One job. In a multirun a failing job records ``failed.json``, returns NaN and lets the
-    sweep go on (the sweep's end lists it, see :class:`embedlab.sweep.SweepSummary`)."""
+    """One job; returns ``cfg.optimized_metric`` for sweepers.
+
+    In a multirun a failing job records ``failed.json`` and returns None, so the sweep goes on
+    (Optuna marks the trial failed; the sweep's end lists it, see :class:`embedlab.sweep.SweepSummary`).
+    """
     from hydra.core.hydra_config import HydraConfig
 
     hydra_cfg = HydraConfig.get()
@@ -220,11 +223,12 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             raise
         log.exception("job %s failed", hydra_cfg.job.num)
         sweep.record_failure(hydra_cfg.runtime.output_dir, exc, list(hydra_cfg.overrides.task))
-        return float("nan")
+        return None
     value = metrics.get(cfg.optimized_metric)
-    if value is None and multirun:
-        log.warning("optimized_metric %r not in the metrics: %s", cfg.optimized_metric, sorted(metrics))
-        return float("nan")
+    if value is None or value != value:  # missing or NaN: Optuna must not rank it
+        if multirun:
+            log.warning("optimized_metric %r is %s (metrics: %s)", cfg.optimized_metric, value, sorted(metrics))
+        return None
     return value
 
 
