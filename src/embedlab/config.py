@@ -110,7 +110,9 @@ class TokenizerConfig:
 class EmbeddingConfig:
     init: str = "normal"  # registry name of the initializer (see embedlab.embeddings.init)
     init_args: dict[str, Any] = field(default_factory=dict)  # that initializer's arguments
-    dim: int | None = 64  # embedding dimension (None: the pretrained vectors' dim; must match them if set)
+    dim: int | None = (
+        64  # embedding dimension (None: the pretrained vectors' dim; must match them if set)
+    )
     padding_idx: bool = True  # the <pad> row is zero and receives no gradient
     max_norm: float | None = None  # renormalise looked-up rows to at most this norm
     norm_type: float = 2.0  # the p of the p-norm for max_norm
@@ -129,7 +131,9 @@ class EmbeddingConfig:
 @dataclass
 class PretrainedConfig:
     source: str = "none"  # registry name of the pretrained source (none: no vectors)
-    name: str | None = None  # glove: 6B|42B|840B|twitter.27B; fasttext: cc.en.300, ...; hf: model id/folder
+    name: str | None = (
+        None  # glove: 6B|42B|840B|twitter.27B; fasttext: cc.en.300, ...; hf: model id/folder
+    )
     dim: int | None = None  # vector dimension (glove: part of the file name; else checked if set)
     path: str | None = None  # explicit file or model folder (overrides the cache lookup)
     format: str | None = None  # text | word2vec_bin | fasttext | pt | npy (None: from extension)
@@ -137,7 +141,9 @@ class PretrainedConfig:
     cache_dir: str = "${paths.vector_cache}"  # where named vectors are looked up / downloaded
     download: bool = True  # fetch a known file when missing (needs the network)
     url: str | None = None  # download from this URL instead of the known ones (mirror, file://)
-    sha256: str | None = None  # expected sha256 of the downloaded file (None: length + archive CRC only)
+    sha256: str | None = (
+        None  # expected sha256 of the downloaded file (None: length + archive CRC only)
+    )
     restrict_to_vocab: bool = True  # only vocabulary words; else extend the vocabulary
     max_vectors: int | None = None  # with restrict_to_vocab false: add the file's top words
     lowercase_fallback: bool = True  # try the lowercased word when the exact one is missing
@@ -250,9 +256,43 @@ class EarlyStoppingConfig:
 
 
 @dataclass
+class ProjectorConfig:
+    """TensorBoard PROJECTOR: the embedding rows of the most frequent training words."""
+
+    enabled: bool = True
+    top_n: int = 500  # this many most frequent words (specials left out)
+    at_start: bool = True  # the table as initialised (tensor "embedding_start")
+    at_end: bool = True  # the table after training (tensor "embedding_end")
+
+
+@dataclass
+class DriftConfig:
+    """How far each word's vector moved in training (cosine distance, final vs initial)."""
+
+    enabled: bool = True
+    top_k: int = 25  # the words that moved most, as a TEXT table
+    min_count: int = 1  # only words seen at least this often in the training split
+
+
+@dataclass
+class EmbeddingHistogramsConfig:
+    """HISTOGRAMS of the embedding table during training."""
+
+    enabled: bool = True
+    every_n_steps: int = 100  # log every this many optimizer steps (and at step 0)
+    row_norms: bool = True  # L2 norm of every row
+    grad_norms: bool = True  # L2 norm of the gradient of every row the batch touched
+
+
+@dataclass
 class CallbacksConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    embedding_histograms: EmbeddingHistogramsConfig = field(
+        default_factory=EmbeddingHistogramsConfig
+    )
     lr_monitor: bool = True  # learning rate per step to TensorBoard
     rich_progress: bool = True  # Rich progress bar (else Lightning's tqdm bar)
     throughput: bool = True  # examples/second and wall time into metrics.json
@@ -403,7 +443,9 @@ def validate(cfg: DictConfig) -> DictConfig:
     if emb.init in INITIALIZERS:
         problems.extend(INITIALIZERS.check_args(emb.init, emb.init_args))
     if emb.dim is None and cfg.pretrained.source == "none":
-        problems.append("embedding.dim: null takes the pretrained vectors' dim; without pretrained vectors set a dim")
+        problems.append(
+            "embedding.dim: null takes the pretrained vectors' dim; without pretrained vectors set a dim"
+        )
     if emb.dim is not None and emb.dim < 1:
         problems.append(f"embedding.dim: must be >= 1, got {emb.dim}")
     if emb.max_norm is not None and emb.max_norm <= 0:
@@ -414,16 +456,31 @@ def validate(cfg: DictConfig) -> DictConfig:
         problems.append(f"embedding.lr: must be > 0, got {emb.lr}")
     if emb.unfreeze_at_epoch is not None:
         if emb.freeze:
-            problems.append("embedding.unfreeze_at_epoch: contradicts embedding.freeze=true (frozen for good); set one")
+            problems.append(
+                "embedding.unfreeze_at_epoch: contradicts embedding.freeze=true (frozen for good); set one"
+            )
         if emb.unfreeze_at_epoch < 1:
-            problems.append(f"embedding.unfreeze_at_epoch: must be >= 1 (0 = never frozen), got {emb.unfreeze_at_epoch}")
+            problems.append(
+                f"embedding.unfreeze_at_epoch: must be >= 1 (0 = never frozen), got {emb.unfreeze_at_epoch}"
+            )
     if emb.sparse and cfg.trainer.gradient_clip_val:
-        problems.append("trainer.gradient_clip_val: gradient clipping does not support the sparse gradients of embedding.sparse=true")
+        problems.append(
+            "trainer.gradient_clip_val: gradient clipping does not support the sparse gradients of embedding.sparse=true"
+        )
 
     _choice(problems, "pretrained.source", cfg.pretrained.source, PRETRAINED_SOURCES.names())
     problems.extend(pretrained_problems(cfg.pretrained))
     _choice(problems, "task.name", cfg.task.name, TASKS.names())
     _choice(problems, "task.monitor_mode", cfg.task.monitor_mode, ["max", "min"])
+    cb = cfg.callbacks
+    if cb.projector.top_n < 1:
+        problems.append(f"callbacks.projector.top_n: must be >= 1, got {cb.projector.top_n}")
+    if cb.drift.top_k < 0:
+        problems.append(f"callbacks.drift.top_k: must be >= 0, got {cb.drift.top_k}")
+    if cb.embedding_histograms.every_n_steps < 1:
+        problems.append(
+            f"callbacks.embedding_histograms.every_n_steps: must be >= 1, got {cb.embedding_histograms.every_n_steps}"
+        )
 
     tok = cfg.tokenizer
     if tok.min_freq < 1:

@@ -17,6 +17,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from embedlab import sweep
 from embedlab.config import to_flat_dict, validate
 from embedlab.paths import config_dir
 
@@ -53,7 +54,13 @@ def _callbacks(cfg: DictConfig, output_dir: Path, monitor: str, mode: str) -> di
         TQDMProgressBar,
     )
 
-    from embedlab.callbacks import Throughput, UnfreezeEmbedding
+    from embedlab.callbacks import (
+        EmbeddingDrift,
+        EmbeddingHistograms,
+        EmbeddingProjector,
+        Throughput,
+        UnfreezeEmbedding,
+    )
 
     cb: dict[str, Any] = {}
     c = cfg.callbacks
@@ -82,6 +89,18 @@ def _callbacks(cfg: DictConfig, output_dir: Path, monitor: str, mode: str) -> di
         cb["throughput"] = Throughput()
     if cfg.embedding.unfreeze_at_epoch is not None:
         cb["unfreeze_embedding"] = UnfreezeEmbedding(cfg.embedding.unfreeze_at_epoch)
+    if cfg.logger.tensorboard:  # TensorBoard views of the embedding table
+        if c.projector.enabled:
+            cb["projector"] = EmbeddingProjector(
+                c.projector.top_n, c.projector.at_start, c.projector.at_end
+            )
+        if c.drift.enabled:
+            cb["drift"] = EmbeddingDrift(c.drift.top_k, c.drift.min_count)
+        h = c.embedding_histograms
+        if h.enabled:
+            cb["embedding_histograms"] = EmbeddingHistograms(
+                h.every_n_steps, h.row_norms, h.grad_norms
+            )
     return cb
 
 
@@ -221,31 +240,59 @@ def _print_summary(metrics: dict[str, Any], output_dir: Path, cfg: DictConfig) -
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
+    """One job; returns ``cfg.optimized_metric`` for sweepers.
+
+    In a multirun a failing job records ``failed.json`` and returns None, so the sweep goes on
+    (Optuna marks the trial failed; the sweep's end lists it, see :class:`embedlab.sweep.SweepSummary`).
+    """
     from hydra.core.hydra_config import HydraConfig
 
     from embedlab.errors import ConfigError
 
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode.name == "MULTIRUN"
     try:
         validate(cfg)
     except ConfigError as exc:  # a clean message, not a traceback: the user's input is at fault
+        if multirun:  # this job's overrides are bad; the other jobs go on
+            log.error("job %s: %s", hydra_cfg.job.num, exc)
+            sweep.record_failure(hydra_cfg.runtime.output_dir, exc, list(hydra_cfg.overrides.task))
+            return None
         sys.stderr.write(f"embedlab-train: {exc}\n")
         raise SystemExit(2) from None
     if cfg.print_config:
         from embedlab.utils import print_config_tree
 
         print_config_tree(cfg)
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    except Exception as exc:
+        if not multirun:
+            raise
+        log.exception("job %s failed", hydra_cfg.job.num)
+        sweep.record_failure(hydra_cfg.runtime.output_dir, exc, list(hydra_cfg.overrides.task))
+        return None
     value = metrics.get(cfg.optimized_metric)
-    if value is None and HydraConfig.get().mode.name == "MULTIRUN":
-        log.warning(
-            "optimized_metric %r not in the metrics: %s", cfg.optimized_metric, sorted(metrics)
-        )
+    if value is None or value != value:  # missing or NaN: Optuna must not rank it
+        if multirun:
+            log.warning(
+                "optimized_metric %r is %s (metrics: %s)",
+                cfg.optimized_metric,
+                value,
+                sorted(metrics),
+            )
+        return None
     return value
 
 
 def main() -> None:
-    """Console entry point (``embedlab-train``)."""
+    """Console entry point (``embedlab-train``); exits 1 when a job of a multirun failed."""
     _hydra_main()
+    summary = sweep.LAST_SUMMARY
+    if summary and summary["failed"]:
+        raise SystemExit(
+            f"embedlab-train: {len(summary['failed'])} of {summary['jobs']} jobs failed (see {summary['sweep_dir']})"
+        )
 
 
 if __name__ == "__main__":

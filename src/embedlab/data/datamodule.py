@@ -74,14 +74,18 @@ class ClassificationDataModule(L.LightningDataModule):
         if not new:
             return
         if type(self.tokenizer.model).__name__ != "WordLevel":
-            raise ValueError("only a word-level tokenizer (tokenizer.kind=word) can take extra words")
+            raise ValueError(
+                "only a word-level tokenizer (tokenizer.kind=word) can take extra words"
+            )
         ids = {w: i for i, w in enumerate(self.vocab)}
         ids.update({w: len(self.vocab) + k for k, w in enumerate(new)})
         self.tokenizer.model = models.WordLevel(vocab=ids, unk_token=self.tokenizer_cfg.unk_token)
         self.vocab = vocabulary(self.tokenizer)
         assert self.dataset is not None
         for name, split in self.dataset.splits.items():
-            self.encoded[name] = encode(self.tokenizer, split.texts, split.labels, self.data_cfg.max_len)
+            self.encoded[name] = encode(
+                self.tokenizer, split.texts, split.labels, self.data_cfg.max_len
+            )
         log.info("vocabulary extended by %d pretrained words to %d", len(new), len(self.vocab))
 
     def _check_labels(self) -> None:

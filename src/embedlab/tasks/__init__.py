@@ -50,8 +50,24 @@ def prepare_embedding(cfg: Any, dm: Any, bag: bool) -> tuple[Any, dict[str, Any]
         counts = token_counts(dm.encoded["train"], len(dm.vocab))
         report = {
             "source": cfg.pretrained.source,
-            **{k: v for k, v in vectors.stats.items() if k in ("file", "dim", "file_words", "found_lower", "added_words", "duplicates", "bad_rows", "cached")},
-            **coverage(vectors.found, counts, specials, dm.vocab.index(unk) if unk in dm.vocab else None),
+            **{
+                k: v
+                for k, v in vectors.stats.items()
+                if k
+                in (
+                    "file",
+                    "dim",
+                    "file_words",
+                    "found_lower",
+                    "added_words",
+                    "duplicates",
+                    "bad_rows",
+                    "cached",
+                )
+            },
+            **coverage(
+                vectors.found, counts, specials, dm.vocab.index(unk) if unk in dm.vocab else None
+            ),
         }
         log.info(
             "pretrained coverage: %.2f%% of %d vocabulary types, %.2f%% of %d training tokens",

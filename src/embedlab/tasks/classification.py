@@ -101,7 +101,11 @@ class ClassificationTask(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         groups = param_groups(
-            self.model, self.optimizer_cfg, self.embedding, self.embedding_lr, unfreeze_later=self.unfreeze_later
+            self.model,
+            self.optimizer_cfg,
+            self.embedding,
+            self.embedding_lr,
+            unfreeze_later=self.unfreeze_later,
         )
         optimizer = build_optimizer(groups, self.optimizer_cfg)
         interval = self.scheduler_cfg.interval

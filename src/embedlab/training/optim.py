@@ -200,7 +200,9 @@ def scheduler_problems(cfg: Any) -> list[str]:
     problems = check_kwargs("scheduler.kwargs", SCHEDULERS.get(cfg.name), kwargs)
     # t and total are supplied by build_scheduler, never by config
     problems += [
-        f"scheduler.kwargs.{k}: set by embedlab, not by config" for k in ("t", "total") if k in kwargs
+        f"scheduler.kwargs.{k}: set by embedlab, not by config"
+        for k in ("t", "total")
+        if k in kwargs
     ]
     return problems
 

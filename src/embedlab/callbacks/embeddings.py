@@ -1,0 +1,170 @@
+"""Callbacks that show the embedding table in TensorBoard (configured under ``callbacks.*``).
+
+- :class:`EmbeddingProjector` — PROJECTOR: the top-N most frequent training words (metadata:
+  word, frequency) at the start and at the end of training.
+- :class:`EmbeddingDrift` — how far each word's vector moved: cosine distance final vs initial
+  as a HISTOGRAM, its mean as a scalar, the words that moved most as TEXT.
+- :class:`EmbeddingHistograms` — HISTOGRAMS of row norms and gradient row norms every N steps.
+
+All of them need a TensorBoard logger, a task with ``.embedding`` and a datamodule with
+``vocab`` and ``encoded["train"]``; without one they log a warning once and do nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import torch
+
+from embedlab.logging.embeddings import (
+    embedding_drift,
+    grad_row_norms,
+    log_drift,
+    log_projector,
+    row_norms,
+    top_words,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _writer(trainer: L.Trainer) -> Any | None:
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    for lg in trainer.loggers:
+        if isinstance(lg, TensorBoardLogger):
+            return lg.experiment
+    return None
+
+
+def _weight(pl_module: L.LightningModule) -> torch.nn.Parameter | None:
+    emb = getattr(pl_module, "embedding", None)
+    return getattr(emb, "weight", None)
+
+
+def _vocab_counts(trainer: L.Trainer) -> tuple[list[str], torch.Tensor, set[str]] | None:
+    """Vocabulary, training-split frequencies and special tokens of the datamodule."""
+    from embedlab.data.tokenizer import token_counts
+
+    dm = trainer.datamodule
+    vocab = getattr(dm, "vocab", None)
+    encoded = getattr(dm, "encoded", None) or {}
+    if not vocab or "train" not in encoded:
+        return None
+    counts = token_counts(encoded["train"], len(vocab))
+    specials = set(getattr(dm, "specials", []) or [])
+    return list(vocab), counts, specials
+
+
+class _EmbeddingCallback(L.Callback):
+    def __init__(self) -> None:
+        self._warned = False
+
+    def _ready(self, trainer: L.Trainer, pl_module: L.LightningModule) -> bool:
+        ok = (
+            trainer.is_global_zero
+            and _writer(trainer) is not None
+            and _weight(pl_module) is not None
+        )
+        if not ok and not self._warned and trainer.is_global_zero:
+            log.warning(
+                "%s: needs a TensorBoard logger and a task with .embedding; skipped",
+                type(self).__name__,
+            )
+            self._warned = True
+        return ok
+
+
+class EmbeddingProjector(_EmbeddingCallback):
+    """Write the top-``top_n`` frequent words' rows for TensorBoard's PROJECTOR."""
+
+    def __init__(self, top_n: int = 500, at_start: bool = True, at_end: bool = True) -> None:
+        super().__init__()
+        self.top_n, self.at_start, self.at_end = top_n, at_start, at_end
+
+    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
+        if not self._ready(trainer, pl_module):
+            return
+        data = _vocab_counts(trainer)
+        if data is None:
+            return
+        vocab, counts, specials = data
+        weight = _weight(pl_module)
+        ids = top_words(counts[: weight.shape[0]], vocab, self.top_n, skip=specials)
+        if ids.numel() > 0:
+            log_projector(_writer(trainer), weight, ids, vocab, counts, tag, trainer.global_step)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.at_start:
+            self._log(trainer, pl_module, "embedding_start")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.at_end:
+            self._log(trainer, pl_module, "embedding_end")
+
+
+class EmbeddingDrift(_EmbeddingCallback):
+    """Keep a copy of the table at the start; at the end log how far each word moved."""
+
+    def __init__(self, top_k: int = 25, min_count: int = 1) -> None:
+        super().__init__()
+        self.top_k, self.min_count = top_k, min_count
+        self._initial: torch.Tensor | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._ready(trainer, pl_module):
+            self._initial = _weight(pl_module).detach().float().cpu().clone()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._initial is None or not self._ready(trainer, pl_module):
+            return
+        data = _vocab_counts(trainer)
+        if data is None:
+            return
+        vocab, counts, specials = data
+        weight = _weight(pl_module)
+        n = min(len(vocab), weight.shape[0], self._initial.shape[0])
+        seen = counts[:n] >= self.min_count
+        for i, word in enumerate(vocab[:n]):
+            if word in specials:
+                seen[i] = False
+        ids = torch.nonzero(seen).flatten()
+        drift = embedding_drift(self._initial, weight, ids)
+        if drift.ids.numel() == 0:
+            log.warning(
+                "EmbeddingDrift: no word has a non-zero vector before and after training; nothing logged"
+            )
+            return
+        log_drift(_writer(trainer), drift, vocab, counts, self.top_k, trainer.global_step)
+
+
+class EmbeddingHistograms(_EmbeddingCallback):
+    """Row-norm and gradient-row-norm histograms every ``every_n_steps`` optimizer steps."""
+
+    def __init__(
+        self, every_n_steps: int = 100, row_norms: bool = True, grad_norms: bool = True
+    ) -> None:
+        super().__init__()
+        self.every_n_steps, self.row_norms, self.grad_norms = every_n_steps, row_norms, grad_norms
+        self._last_step = -1
+
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any
+    ) -> None:
+        step = trainer.global_step
+        if (
+            step % self.every_n_steps
+            or step == self._last_step
+            or not self._ready(trainer, pl_module)
+        ):
+            return
+        self._last_step = step
+        writer, weight = _writer(trainer), _weight(pl_module)
+        if self.row_norms:
+            writer.add_histogram("embedding/row_norm", row_norms(weight), step)
+        if self.grad_norms and weight.grad is not None:
+            norms = grad_row_norms(weight.grad)
+            if norms.numel():
+                writer.add_histogram("embedding/grad_row_norm", norms, step)

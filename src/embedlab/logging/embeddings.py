@@ -1,0 +1,116 @@
+"""TensorBoard views of an embedding table: projector, drift, histograms (pure functions).
+
+The callbacks in :mod:`embedlab.callbacks.embeddings` decide *when*; these decide *what*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+
+def top_words(
+    counts: torch.Tensor, vocab: list[str], n: int, skip: set[str] | None = None
+) -> torch.Tensor:
+    """Ids of the ``n`` most frequent words with a count > 0 (ties: lower id first), minus ``skip``."""
+    counts = counts[: len(vocab)].to(torch.int64).clone()
+    for i, word in enumerate(vocab):
+        if skip and word in skip:
+            counts[i] = 0
+    order = torch.argsort(-counts, stable=True)
+    order = order[counts[order] > 0]
+    return order[:n]
+
+
+def _clean(word: str) -> str:
+    return word.replace("\t", " ").replace("\n", " ") or "<empty>"
+
+
+def log_projector(
+    writer: SummaryWriter,
+    weight: torch.Tensor,
+    ids: torch.Tensor,
+    vocab: list[str],
+    counts: torch.Tensor,
+    tag: str,
+    step: int,
+) -> None:
+    """Write rows ``ids`` of ``weight`` for the PROJECTOR with metadata columns word, frequency.
+
+    Lands in ``<log_dir>/<step:05d>/<tag>/`` plus an entry in ``<log_dir>/projector_config.pbtxt``.
+    """
+    rows = weight.detach().float().cpu()[ids]  # (N, C)
+    meta = [[_clean(vocab[i]), str(int(counts[i]))] for i in ids.tolist()]
+    writer.add_embedding(
+        rows, metadata=meta, metadata_header=["word", "frequency"], tag=tag, global_step=step
+    )
+    writer.flush()
+
+
+@dataclass
+class Drift:
+    """Per-word movement of the table between two snapshots (only rows both non-zero)."""
+
+    ids: torch.Tensor  # (N,) word ids that were compared
+    cosine: torch.Tensor  # (N,) 1 - cos(initial, final)
+    l2: torch.Tensor  # (N,) ||final - initial||
+
+
+def embedding_drift(initial: torch.Tensor, final: torch.Tensor, ids: torch.Tensor) -> Drift:
+    """Cosine and L2 distance of each row in ``ids`` from its initial vector.
+
+    Rows that are all zeros in either snapshot (padding, a ``zeros`` init) have no direction
+    and are left out.
+    """
+    a = initial.detach().float().cpu()[ids]  # (N, C)
+    b = final.detach().float().cpu()[ids]  # (N, C)
+    keep = (a.norm(dim=1) > 0) & (b.norm(dim=1) > 0)
+    a, b, ids = a[keep], b[keep], ids[keep]
+    cosine = 1.0 - torch.nn.functional.cosine_similarity(a, b, dim=1)
+    return Drift(ids=ids, cosine=cosine.clamp_min(0.0), l2=(b - a).norm(dim=1))
+
+
+def log_drift(
+    writer: SummaryWriter,
+    drift: Drift,
+    vocab: list[str],
+    counts: torch.Tensor,
+    top_k: int,
+    step: int,
+) -> None:
+    """HISTOGRAM ``embedding/drift_cosine``, scalar ``embedding/drift_cosine_mean`` and a TEXT
+    table ``embedding/most_moved`` of the ``top_k`` words that moved most."""
+    if drift.ids.numel() == 0:
+        return
+    writer.add_histogram("embedding/drift_cosine", drift.cosine, step)
+    writer.add_scalar("embedding/drift_cosine_mean", float(drift.cosine.mean()), step)
+    if top_k > 0:
+        order = torch.argsort(drift.cosine, descending=True)[:top_k]
+        lines = ["| word | frequency | cosine distance | L2 distance |", "|---|---:|---:|---:|"]
+        for j in order.tolist():
+            i = int(drift.ids[j])
+            word = _clean(vocab[i]).replace("|", "\\|")
+            lines.append(
+                f"| {word} | {int(counts[i])} | {float(drift.cosine[j]):.4f} | {float(drift.l2[j]):.4f} |"
+            )
+        writer.add_text("embedding/most_moved", "\n".join(lines), step)
+    writer.flush()
+
+
+def row_norms(weight: torch.Tensor) -> torch.Tensor:
+    """L2 norm of every row: (V, C) -> (V,)."""
+    return weight.detach().float().norm(dim=1)
+
+
+def grad_row_norms(grad: torch.Tensor) -> torch.Tensor:
+    """L2 norms of the gradient rows that are non-zero (dense or sparse gradients)."""
+    if grad.is_sparse and grad.sparse_dim() != 1:
+        grad = grad.to_dense()
+    if grad.is_sparse:  # row-sparse, as nn.Embedding(sparse=True) makes: values (nnz, C)
+        grad = grad.coalesce()
+        norms = grad.values().detach().float().norm(dim=1)
+    else:
+        norms = grad.detach().float().norm(dim=1)
+    return norms[norms > 0]

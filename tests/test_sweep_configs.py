@@ -1,0 +1,134 @@
+"""The sweep/ and launcher/ config groups compose to the right plugins; job-name helpers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from embedlab import sweep
+from embedlab.logging.embeddings import embedding_drift, grad_row_norms, top_words
+from embedlab.paths import config_dir
+
+
+def compose_with_hydra(*overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_slurm_launcher_config(tmp_path):
+    cfg = compose_with_hydra(
+        "launcher=slurm",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.timeout_min=30",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    launcher = cfg.hydra.launcher
+    assert (
+        launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    )
+    assert launcher.partition == "gpu" and launcher.timeout_min == 30
+    assert launcher.gpus_per_node == 1 and launcher.array_parallelism == 16
+    # the plugin accepts every key (its constructor resolves them)
+    plugin = instantiate(launcher)
+    assert plugin.params["submitit_folder"] == f"{tmp_path}/.submitit/%j"
+    assert plugin.params["partition"] == "gpu" and plugin.params["array_parallelism"] == 16
+
+
+def test_joblib_launcher_config_splits_threads():
+    cfg = compose_with_hydra("launcher=joblib", "hydra.launcher.n_jobs=2")
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
+    threads = OmegaConf.select(cfg, "hydra.job.env_set.EMBEDLAB_NUM_THREADS")
+    assert int(threads) == sweep.threads_per_job(2) >= 1
+
+
+def test_init_study_grid():
+    cfg = compose_with_hydra("sweep=init_study")
+    params = cfg.hydra.sweeper.params
+    assert set(params) == {"embedding", "model", "seed"}
+    assert params.model == "boe,transformer" and len(params.seed.split(",")) == 3
+    for init in params.embedding.split(","):  # every initializer named is a real choice
+        assert (config_dir() / "embedding" / f"{init}.yaml").is_file()
+    assert cfg.task_name == "init_study"
+
+
+@pytest.mark.parametrize(
+    ("metric", "direction"),
+    [("val/acc_best", "maximize"), ("val/loss", "minimize"), ("val/perplexity", "minimize")],
+)
+def test_optuna_direction_follows_the_metric(metric, direction):
+    cfg = compose_with_hydra("sweep=optuna", f"optimized_metric={metric}")
+    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+    assert cfg.hydra.sweeper.direction == direction
+    assert cfg.hydra.sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+
+
+def test_job_dir_name(monkeypatch):
+    monkeypatch.delenv(sweep.SWEPT_KEYS_ENV, raising=False)
+    overrides = [
+        "model=boe",
+        "embedding=xavier_uniform",
+        "print_config=false",
+        "data.path=/a b/c.txt",
+    ]
+    name = sweep.job_dir_name(3, overrides, ["print_config"])
+    assert (
+        name == "3_data.path=_a__b_c.txt,embedding=xavier_uniform,model=boe"
+    )  # Hydra escapes the space
+    monkeypatch.setenv(sweep.SWEPT_KEYS_ENV, "embedding,model")  # a sweep: only what varies
+    assert (
+        sweep.job_dir_name(3, overrides, ["print_config"]) == "3_embedding=xavier_uniform,model=boe"
+    )
+    assert sweep.job_dir_name(0, [], []) == "0"
+    assert len(sweep.job_dir_name(1, ["embedding=" + "x" * 500], [])) <= sweep.MAX_NAME + 2
+
+
+def test_swept_keys_and_threads():
+    keys = sweep.swept_keys(
+        ["embedding=normal,zeros", "model=boe", "optimizer.lr=interval(1e-4,1e-1)"], {"seed": "1,2"}
+    )
+    assert keys == ["embedding", "optimizer.lr", "seed"]
+    assert sweep.threads_per_job(-1) == 1
+
+
+def test_summarize_lists_failed_and_unfinished(tmp_path):
+    (tmp_path / "0_a=1").mkdir()
+    (tmp_path / "0_a=1" / "metrics.json").write_text("{}")
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        sweep.record_failure(tmp_path / "1_a=2", exc, ["a=2"])
+    (tmp_path / "2_a=3" / ".hydra").mkdir(parents=True)
+    (tmp_path / "2_a=3" / ".hydra" / "overrides.yaml").write_text("- a=3\n")
+    summary = sweep.summarize(tmp_path)
+    assert summary["succeeded"] == ["0_a=1"] and summary["unfinished"] == ["2_a=3"]
+    assert summary["failed"] == [{"job": "1_a=2", "error": "ValueError: boom"}]
+    assert json.loads((tmp_path / sweep.SUMMARY_FILE).read_text())["jobs"] == 3
+    assert (
+        "Traceback" in json.loads((tmp_path / "1_a=2" / sweep.FAILED_FILE).read_text())["traceback"]
+    )
+
+
+def test_top_words_and_drift():
+    vocab = ["<pad>", "<unk>", "a", "b", "c", "d"]
+    counts = torch.tensor([0, 9, 5, 7, 0, 5])
+    ids = top_words(counts, vocab, 3, skip={"<pad>", "<unk>"})
+    assert ids.tolist() == [3, 2, 5]  # by frequency, ties by id, unseen and specials out
+    initial = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 0.0]])
+    final = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0], [0.0, 2.0], [1.0, 1.0], [-1.0, 0.0]])
+    drift = embedding_drift(initial, final, torch.arange(6))
+    assert drift.ids.tolist() == [1, 2, 3, 4, 5]  # the zero row has no direction
+    assert drift.cosine.tolist() == pytest.approx([0.0, 1.0, 0.0, 0.0, 2.0], abs=1e-6)
+    assert drift.l2[1].item() == pytest.approx(math.sqrt(10))
+    dense = torch.zeros(4, 2)
+    dense[1] = torch.tensor([3.0, 4.0])
+    assert grad_row_norms(dense).tolist() == [5.0]
+    assert grad_row_norms(dense.to_sparse(1)).tolist() == [5.0]  # nn.Embedding(sparse=True)
+    assert grad_row_norms(dense.to_sparse()).tolist() == [5.0]
