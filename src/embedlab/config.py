@@ -45,6 +45,30 @@ class TokenizerKind(str, Enum):
     bpe = "bpe"  # byte-pair encoding sub-words
 
 
+class Positional(str, Enum):
+    sinusoidal = "sinusoidal"  # fixed sin/cos (Vaswani et al.)
+    learned = "learned"  # one trained vector per position (GPT-2)
+    none = "none"  # no positions (a bag of tokens with attention)
+
+
+class Pooling(str, Enum):
+    cls = "cls"  # a learned vector prepended at position 0; its output is pooled
+    mean = "mean"  # mean over real tokens
+    max = "max"  # max over real tokens
+
+
+class Activation(str, Enum):
+    relu = "relu"
+    gelu = "gelu"
+    silu = "silu"
+    tanh = "tanh"
+
+
+class Chunking(str, Enum):
+    stream = "stream"  # concatenate all texts (+eos) and cut contiguous block_size windows
+    sentence = "sentence"  # one text per example: bos + tokens + eos, padded per batch
+
+
 class OnBadRows(str, Enum):
     error = "error"
     skip = "skip"
@@ -62,6 +86,7 @@ class DataCommon:
     val_fraction: float = 0.1  # carved from train (stratified, seeded) when there is no val split
     max_len: int | None = None  # truncate every text to this many tokens (None: keep all)
     cache: bool = True  # cache tokenized splits under paths.cache_dir, keyed by content
+    length_buckets: int = 50  # padded layouts: sort by length within chunks of this many batches (0: off)
 
 
 @dataclass
@@ -82,6 +107,44 @@ class SyntheticDataConfig(DataCommon):
     confusion: float = 0.2  # probability that a class word comes from a random other class
     label_noise: float = 0.0  # fraction of labels flipped uniformly at random
     data_seed: int = 1234  # generator seed, independent of the training seed
+
+
+@dataclass
+class LMDataCommon(DataCommon):
+    """Unlabelled text for language modelling (task=lm)."""
+
+    batch_size: int = 32  # windows (or sentences) per training batch
+    eval_batch_size: int = 64
+    block_size: int = 64  # tokens per window (stream) / longest sentence incl. bos+eos (sentence)
+    chunking: Chunking = Chunking.stream  # stream | sentence
+
+
+@dataclass
+class SyntheticLMConfig(LMDataCommon):
+    """The embedded LM corpus: sentences from a seeded probabilistic grammar over pseudo-words."""
+
+    source: str = "synthetic_lm"
+    num_train: int = 4000  # training sentences
+    num_val: int = 400  # validation sentences
+    num_test: int = 400  # test sentences
+    nouns: int = 120  # noun types (each used in singular and plural form)
+    verbs: int = 60  # verb types (singular and plural form)
+    adjectives: int = 40
+    adverbs: int = 20
+    data_seed: int = 1234  # generator seed, independent of the training seed
+
+
+@dataclass
+class TextFilesLMConfig(LMDataCommon):
+    """Plain-text corpora: one file per split, one text (sentence, line) per line."""
+
+    source: str = "text"
+    root: str = "${paths.data_dir}"  # folder the file names below are relative to
+    train: str = "train.txt"  # training file (relative to root, or absolute)
+    val: str | None = "valid.txt"  # validation file (None: carve data.val_fraction from train)
+    test: str | None = "test.txt"  # test file (None: no test split; test runs on val)
+    encoding: str = "utf-8"
+    skip_empty: bool = True  # drop blank lines
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -170,7 +233,48 @@ class BagOfEmbeddingsConfig(ModelCommon):
     dropout: float = 0.0  # dropout on the pooled embedding and hidden layers
 
 
+@dataclass
+class TransformerCommon(ModelCommon):
+    d_model: int = 64  # width of the residual stream (a Linear projects the embedding if it differs)
+    nhead: int = 4  # attention heads (must divide d_model)
+    num_layers: int = 2  # transformer blocks
+    dim_feedforward: int = 256  # hidden width of each block's MLP
+    dropout: float = 0.1  # attention, residual and embedding dropout
+    activation: Activation = Activation.gelu  # MLP activation
+    norm_first: bool = True  # pre-norm (GPT-2) blocks; false: post-norm (original Transformer)
+    positional: Positional = Positional.sinusoidal  # sinusoidal | learned | none
+    max_positions: int = 512  # longest sequence (learned table size; the CLS slot counts)
+
+
+@dataclass
+class TransformerConfig(TransformerCommon):
+    """Bidirectional encoder classifier over padded, masked batches."""
+
+    name: str = "transformer"
+    pooling: Pooling = Pooling.mean  # cls | mean | max
+
+
+@dataclass
+class TransformerLMConfig(TransformerCommon):
+    """Causal (GPT-style) language model; use with task=lm."""
+
+    name: str = "transformer_lm"
+    tie_weights: bool = True  # share the input embedding with the output layer (needs dim == d_model)
+
+
 # --------------------------------------------------------------------------- task
+
+
+@dataclass
+class GenerateConfig:
+    """Sample generations logged to TensorBoard (TEXT tab) each validation epoch (task=lm)."""
+
+    num_samples: int = 3  # samples per validation epoch (0: none)
+    max_new_tokens: int = 40  # tokens sampled after the prompt
+    temperature: float = 0.8  # 0: greedy
+    top_k: int | None = 20  # keep the k likeliest tokens (None: all)
+    seed: int = 0  # sampling seed: the same model gives the same samples
+    prompt: str | None = None  # text to continue (None: start of a sentence: bos, else eos)
 
 
 @dataclass
@@ -179,6 +283,7 @@ class TaskConfig:
     monitor: str = "val/acc"  # metric that picks the best checkpoint
     monitor_mode: str = "max"  # max | min
     label_smoothing: float = 0.0  # cross-entropy label smoothing
+    generate: GenerateConfig = field(default_factory=GenerateConfig)  # task=lm samples
 
 
 # --------------------------------------------------------------------------- optimisation
@@ -333,8 +438,16 @@ class TrainConfig:
 
 
 # Per-choice schemas of the groups whose options differ, keyed by their discriminator.
-DATA_SCHEMAS: dict[str, type] = {"synthetic": SyntheticDataConfig}
-MODEL_SCHEMAS: dict[str, type] = {"boe": BagOfEmbeddingsConfig}
+DATA_SCHEMAS: dict[str, type] = {
+    "synthetic": SyntheticDataConfig,
+    "synthetic_lm": SyntheticLMConfig,
+    "text": TextFilesLMConfig,
+}
+MODEL_SCHEMAS: dict[str, type] = {
+    "boe": BagOfEmbeddingsConfig,
+    "transformer": TransformerConfig,
+    "transformer_lm": TransformerLMConfig,
+}
 
 _SIMPLE_GROUPS = {
     "tokenizer": TokenizerConfig,
@@ -390,6 +503,48 @@ def _choice(problems: list[str], key: str, value: Any, choices: list[str]) -> No
         problems.append(f"{key}: {value!r} is not a valid choice; choose one of {choices}")
 
 
+def _model_problems(cfg: DictConfig) -> list[str]:
+    """Cross-key checks for the transformer models and the task/model/data pairing."""
+    from embedlab.models import MODELS
+
+    problems: list[str] = []
+    m = cfg.model
+    if "nhead" in m and "d_model" in m:
+        if m.nhead < 1 or m.d_model < 1 or m.d_model % m.nhead:
+            problems.append(f"model.d_model: {m.d_model} must be a positive multiple of model.nhead={m.nhead}")
+        if m.max_positions < 1:
+            problems.append(f"model.max_positions: must be >= 1, got {m.max_positions}")
+    if m.get("tie_weights") and cfg.pretrained.source == "none" and cfg.embedding.dim != m.d_model:
+        problems.append(
+            f"model.tie_weights: needs embedding.dim ({cfg.embedding.dim}) == model.d_model ({m.d_model}); "
+            "set them equal or model.tie_weights=false"
+        )
+    layout = MODELS.get(m.name).layout
+    task = cfg.task.name
+    lm_data = "block_size" in cfg.data
+    if task == "lm" and layout != "causal":
+        problems.append(f"model.name: task=lm needs a causal language model (model=transformer_lm), got {m.name!r}")
+    if task != "lm" and layout == "causal":
+        problems.append(f"task.name: model {m.name!r} is a language model; use task=lm")
+    if task == "lm" and not lm_data:
+        problems.append(f"data.source: {cfg.data.source!r} is labelled data; task=lm needs an LM source (synthetic_lm, text)")
+    if task == "lm" and lm_data:
+        if cfg.data.block_size < 2:
+            problems.append(f"data.block_size: must be >= 2, got {cfg.data.block_size}")
+        elif "max_positions" in m and cfg.data.block_size > m.max_positions:
+            problems.append(
+                f"data.block_size: {cfg.data.block_size} exceeds model.max_positions={m.max_positions}"
+            )
+        chunking = getattr(cfg.data.chunking, "value", cfg.data.chunking)
+        if chunking == "sentence" and not (cfg.tokenizer.bos_token and cfg.tokenizer.eos_token):
+            problems.append(
+                "data.chunking: sentence needs tokenizer.bos_token and tokenizer.eos_token (e.g. <bos>, <eos>)"
+            )
+    if task != "lm" and lm_data:
+        problems.append(f"data.source: {cfg.data.source!r} is unlabelled LM text; use task=lm")
+    return problems
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Check the whole composed config; raise one ConfigError listing every problem.
 
@@ -437,6 +592,7 @@ def validate(cfg: DictConfig) -> DictConfig:
         problems.append(f"model.name: unknown model {model!r}; choose one of {MODELS.names()}")
     else:
         _check_schema(problems, "model", cfg.model, MODEL_SCHEMAS[model])
+        problems.extend(_model_problems(cfg))
 
     emb = cfg.embedding
     _choice(problems, "embedding.init", emb.init, INITIALIZERS.names())

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, DistributedSampler
 
 from embedlab.data.types import EncodedSplit
 
@@ -135,3 +135,72 @@ class SparseBagBatches(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.__getitems__([i])
+
+
+class LengthBucketSampler(DistributedSampler):
+    """Training order that keeps padding small: sort by length inside large shuffled chunks.
+
+    Each epoch (seeded by ``seed + epoch``): shuffle all indices, cut them into chunks of
+    ``chunk_batches * batch_size``, sort each chunk by length, cut it into batches, shuffle
+    the batches (the one partial batch goes last), flatten. A ``DataLoader`` with the same
+    ``batch_size`` and ``shuffle=False`` then sees length-homogeneous batches in random order.
+
+    It subclasses ``DistributedSampler`` so Lightning leaves it alone under DDP (instead of
+    wrapping it in a sampler that would reshuffle the order): with several processes, rank
+    ``r`` takes batches ``r, r + W, ...`` of the same global order (the partial batch and any
+    remainder are dropped so every rank runs the same number of steps).
+    """
+
+    def __init__(
+        self,
+        lengths: torch.Tensor,  # (N,) tokens per example
+        batch_size: int,
+        chunk_batches: int = 50,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
+        import torch.distributed as dist
+
+        if num_replicas is None:
+            num_replicas = (
+                dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+            )
+        if rank is None:
+            rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        # the parent's bookkeeping (epoch, rank, num_replicas); our own __iter__/__len__
+        super().__init__(
+            range(len(lengths)), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed
+        )
+        self.lengths = torch.as_tensor(lengths)
+        self.batch_size = batch_size
+        self.chunk_batches = max(chunk_batches, 1)
+
+    def _batches(self) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        n = len(self.lengths)
+        perm = torch.randperm(n, generator=g)
+        chunk = self.chunk_batches * self.batch_size
+        full: list[torch.Tensor] = []
+        partial: list[torch.Tensor] = []
+        for start in range(0, n, chunk):
+            idx = perm[start : start + chunk]
+            idx = idx[torch.argsort(self.lengths[idx], stable=True)]
+            for b in idx.split(self.batch_size):
+                (full if len(b) == self.batch_size else partial).append(b)
+        order = torch.randperm(len(full), generator=g).tolist()
+        batches = [full[i] for i in order]
+        if self.num_replicas == 1:
+            return batches + partial  # at most one partial batch, and it is last
+        usable = len(batches) - len(batches) % self.num_replicas
+        return batches[self.rank : usable : self.num_replicas]
+
+    def __iter__(self):  # type: ignore[override]
+        batches = self._batches()
+        return iter(torch.cat(batches).tolist() if batches else [])
+
+    def __len__(self) -> int:
+        n = len(self.lengths)
+        if self.num_replicas == 1:
+            return n
+        return (n // self.batch_size) // self.num_replicas * self.batch_size

@@ -11,7 +11,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
-from embedlab.data.batching import BagBatches, PaddedBatches, identity_collate
+from embedlab.data.batching import BagBatches, LengthBucketSampler, PaddedBatches, identity_collate
 from embedlab.data.sources import load_dataset
 from embedlab.data.tokenizer import build_tokenizer, encode, special_tokens, vocabulary
 from embedlab.data.types import EncodedSplit, TextDataset
@@ -131,10 +131,21 @@ class ClassificationDataModule(L.LightningDataModule):
         return PaddedBatches(self.encoded[split], self.pad_id)
 
     def _loader(self, split: str, train: bool) -> DataLoader:
+        batch_size = self.data_cfg.batch_size if train else self.data_cfg.eval_batch_size
+        sampler = None
+        if train and self.layout == "padded" and self.data_cfg.length_buckets > 0:
+            # length-homogeneous batches in random order: little padding (see LengthBucketSampler)
+            sampler = LengthBucketSampler(
+                self.encoded[split].lengths,
+                batch_size,
+                self.data_cfg.length_buckets,
+                seed=self.seed,
+            )
         return DataLoader(
             self._dataset(split),
-            batch_size=self.data_cfg.batch_size if train else self.data_cfg.eval_batch_size,
-            shuffle=train,
+            batch_size=batch_size,
+            shuffle=train and sampler is None,
+            sampler=sampler,
             collate_fn=identity_collate,
             num_workers=self.data_cfg.num_workers,
             persistent_workers=self.data_cfg.num_workers > 0,

@@ -8,12 +8,14 @@ Adding a source: a function registered here, a schema in ``embedlab.config.DATA_
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embedlab.data import synthetic
+from embedlab.data import synthetic, synthetic_lm
 from embedlab.data.types import TextDataset, TextSplit
+from embedlab.errors import DataError
 from embedlab.registry import Registry
 
 DATA_SOURCES: Registry = Registry("data source", "data.source")
@@ -35,6 +37,57 @@ def load_synthetic(cfg: Any, paths: Any) -> TextDataset:
         seed=cfg.data_seed,
     )
     return TextDataset(splits=splits, label_names=names, info={"source": "synthetic"})
+
+
+@DATA_SOURCES.register("synthetic_lm")
+def load_synthetic_lm(cfg: Any, paths: Any) -> TextDataset:
+    splits = synthetic_lm.generate(
+        {"train": cfg.num_train, "val": cfg.num_val, "test": cfg.num_test},
+        nouns=cfg.nouns,
+        verbs=cfg.verbs,
+        adjectives=cfg.adjectives,
+        adverbs=cfg.adverbs,
+        seed=cfg.data_seed,
+    )
+    return TextDataset(splits=splits, info={"source": "synthetic_lm"})
+
+
+def read_lines(path: Path, encoding: str = "utf-8", skip_empty: bool = True) -> list[str]:
+    """Lines of ``path``, stripped; blank ones dropped when ``skip_empty``."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read text file ({exc.strerror})", str(path)) from None
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"not valid {encoding}: {exc.reason}", str(path), line) from None
+    lines = [line.strip() for line in text.splitlines()]
+    return [line for line in lines if line] if skip_empty else lines
+
+
+@DATA_SOURCES.register("text")
+def load_text_files(cfg: Any, paths: Any) -> TextDataset:
+    """One plain-text file per split, one text per line (e.g. Penn Treebank)."""
+    root = Path(str(cfg.root)).expanduser()
+    splits: dict[str, TextSplit] = {}
+    files: dict[str, str] = {}
+    for split in ("train", "val", "test"):
+        name = cfg.get(split)
+        if name is None:
+            continue
+        path = Path(str(name)).expanduser()
+        path = path if path.is_absolute() else root / path
+        if not path.is_file():
+            raise DataError(
+                f"data.{split}: file not found (data.root={root}, data.{split}={name})", str(path)
+            )
+        splits[split] = TextSplit(texts=read_lines(path, cfg.encoding, cfg.skip_empty), labels=None)
+        files[split] = str(path)
+    if not splits["train"].texts:
+        raise DataError("data.train: the training file has no text", files["train"])
+    return TextDataset(splits=splits, info={"source": "text", "files": files})
 
 
 def stratified_split(

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from embedlab.registry import Registry
 from embedlab.tasks.classification import ClassificationTask
+from embedlab.tasks.language_modeling import LanguageModelingTask
 
 log = logging.getLogger(__name__)
 
@@ -126,4 +127,45 @@ def setup_classification(cfg: Any) -> tuple[L.LightningDataModule, L.LightningMo
 
 TASKS.register("classification")(TaskSpec(setup_classification, monitor="val/acc"))
 
-__all__ = ["TASKS", "ClassificationTask", "TaskSpec"]
+
+def setup_language_modeling(cfg: Any) -> tuple[L.LightningDataModule, L.LightningModule]:
+    from embedlab.data.lm import LanguageModelDataModule
+    from embedlab.embeddings import build_embedding, load_pretrained
+    from embedlab.models import MODELS
+
+    spec = MODELS.get(cfg.model.name)
+    dm = LanguageModelDataModule(cfg.data, cfg.tokenizer, cfg.paths, cfg.seed)
+    dm.setup("fit")
+    vectors = load_pretrained(cfg.pretrained, dm.vocab, cfg.paths.cache_dir)
+    embedding = build_embedding(cfg.embedding, len(dm.vocab), dm.pad_id, spec.bag_embedding, vectors)
+    model = spec.build(cfg.model, embedding, len(dm.vocab))
+    gen = cfg.task.generate
+    if gen.prompt:
+        prompt = dm.tokenizer.encode(gen.prompt, add_special_tokens=False).ids
+        prompt = ([dm.bos_id] if dm.bos_id is not None else []) + prompt
+    else:  # the start of a sentence
+        start = dm.bos_id if dm.bos_id is not None else dm.eos_id
+        prompt = [start] if start is not None else [int(dm.encoded["train"].ids[0])]
+    extra = {
+        "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        "tokenizer": dm.tokenizer.to_str(),
+    }
+    module = LanguageModelingTask(
+        model,
+        cfg.optimizer,
+        cfg.scheduler,
+        embedding=embedding,
+        embedding_lr=cfg.embedding.lr,
+        generate_cfg=gen,
+        decode=dm.decode,
+        prompt_ids=prompt,
+        banned_ids=[dm.pad_id] + ([dm.bos_id] if dm.bos_id is not None else []),
+        stop_id=dm.eos_id,
+        checkpoint_extra=extra,
+    )
+    return dm, module
+
+
+TASKS.register("lm")(TaskSpec(setup_language_modeling, monitor="val/ppl"))
+
+__all__ = ["TASKS", "ClassificationTask", "LanguageModelingTask", "TaskSpec"]
