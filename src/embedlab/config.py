@@ -62,6 +62,7 @@ class DataCommon:
     val_fraction: float = 0.1  # carved from train (stratified, seeded) when there is no val split
     max_len: int | None = None  # truncate every text to this many tokens (None: keep all)
     cache: bool = True  # cache tokenized splits under paths.cache_dir, keyed by content
+    on_bad_rows: OnBadRows = OnBadRows.error  # error: stop at file:line | skip: drop, count, report
 
 
 @dataclass
@@ -84,6 +85,55 @@ class SyntheticDataConfig(DataCommon):
     data_seed: int = 1234  # generator seed, independent of the training seed
 
 
+@dataclass
+class FilesDataConfig(DataCommon):
+    """Labelled examples from local files: CSV, TSV, JSONL, fastText ``__label__x text`` lines.
+
+    Relative paths resolve against ``root`` (when set). Columns are names (header row, JSON
+    keys) or 0-based positions. Label ids follow ``label_names`` when given (a file label is a
+    name or an integer id), else the sorted distinct train labels (numerically if all integers).
+    """
+
+    source: str = "files"
+    root: str | None = None  # folder the relative paths below are resolved against
+    train: str = MISSING  # training file
+    val: str | None = None  # validation file (None: carve data.val_fraction from train)
+    test: str | None = None  # test file (None: test on val)
+    format: str | None = None  # csv | tsv | jsonl | fasttext | text (None: from the extension)
+    text_column: Any = "text"  # column name or 0-based position of the text
+    label_column: Any = "label"  # column name or position of the label (null: unlabelled)
+    header: bool = True  # csv/tsv: the first line names the columns
+    delimiter: str | None = None  # csv/tsv field separator (None: "," for csv, TAB for tsv)
+    quoting: bool | None = None  # csv quoting rules (None: on for csv, off for tsv)
+    encoding: str = "utf-8"  # bytes that do not decode are bad rows
+    label_names: list[str] | None = None  # id order of the labels (None: sorted train labels)
+    name: str | None = None  # dataset name for logs and tables (None: the train file's stem)
+
+
+@dataclass
+class HubDataConfig(DataCommon):
+    """A dataset through ``datasets.load_dataset`` (Hugging Face hub, or a local builder)."""
+
+    source: str = "hub"
+    name: str = (
+        MISSING  # hub id ("fancyzhx/ag_news") or a builder ("csv", "json", "text", "parquet")
+    )
+    subset: str | None = None  # the dataset's config name ("wikitext-2-raw-v1")
+    revision: str | None = None  # git revision on the hub (None: main)
+    data_files: dict[str, Any] | None = None  # builder inputs: {split: path or [paths]}
+    splits: dict[str, Any] = field(
+        default_factory=lambda: {"train": "train", "val": "validation", "test": "test"}
+    )  # our split -> the dataset's split; a missing val is carved, null drops a split
+    text_column: str = "text"  # the text field
+    label_column: str | None = "label"  # the label field (null: unlabelled, e.g. LM corpora)
+    label_names: list[str] | None = None  # id order (None: the ClassLabel names, else sorted)
+    streaming: bool = False  # read lazily without materialising the whole dataset on disk
+    max_examples: int | None = (
+        None  # keep the first N examples per split (with streaming: fetch only N)
+    )
+    cache_dir: str | None = None  # datasets' own cache (None: HF_DATASETS_CACHE)
+
+
 # --------------------------------------------------------------------------- tokenizer
 
 
@@ -101,6 +151,8 @@ class TokenizerConfig:
     bos_token: str | None = None  # e.g. "<bos>" for sentence-wise language modelling
     eos_token: str | None = None  # e.g. "<eos>"
     path: str | None = None  # load a saved tokenizer.json instead of training one
+    ngrams: int = 1  # add hashed word n-grams up to this order (2: bigrams, fastText-style)
+    ngram_buckets: int = 200000  # hash buckets for the n-grams (extra embedding rows)
 
 
 # --------------------------------------------------------------------------- embedding
@@ -206,7 +258,9 @@ class TrainerConfig:
     check_val_every_n_epoch: int = 1
     val_check_interval: float | None = None
     log_every_n_steps: int = 20
-    deterministic: bool = False  # torch.use_deterministic_algorithms (needed on GPU for bitwise repeats)
+    deterministic: bool = (
+        False  # torch.use_deterministic_algorithms (needed on GPU for bitwise repeats)
+    )
     benchmark: bool | None = None
     fast_dev_run: Any = False  # bool or int
     overfit_batches: float = 0.0
@@ -286,7 +340,11 @@ class TrainConfig:
 
 
 # Per-choice schemas of the groups whose options differ, keyed by their discriminator.
-DATA_SCHEMAS: dict[str, type] = {"synthetic": SyntheticDataConfig}
+DATA_SCHEMAS: dict[str, type] = {
+    "synthetic": SyntheticDataConfig,
+    "files": FilesDataConfig,
+    "hub": HubDataConfig,
+}
 MODEL_SCHEMAS: dict[str, type] = {"boe": BagOfEmbeddingsConfig}
 
 _SIMPLE_GROUPS = {
@@ -354,7 +412,12 @@ def validate(cfg: DictConfig) -> DictConfig:
     from embedlab.embeddings.pretrained import PRETRAINED_SOURCES
     from embedlab.models import MODELS
     from embedlab.tasks import TASKS
-    from embedlab.training.optim import OPTIMIZERS, SCHEDULERS, optimizer_problems, scheduler_problems
+    from embedlab.training.optim import (
+        OPTIMIZERS,
+        SCHEDULERS,
+        optimizer_problems,
+        scheduler_problems,
+    )
 
     problems: list[str] = []
     top = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -372,11 +435,19 @@ def validate(cfg: DictConfig) -> DictConfig:
 
     source = cfg.data.get("source")
     if source not in DATA_SCHEMAS or source not in DATA_SOURCES:
-        problems.append(f"data.source: unknown data source {source!r}; choose one of {DATA_SOURCES.names()}")
+        problems.append(
+            f"data.source: unknown data source {source!r}; choose one of {DATA_SOURCES.names()}"
+        )
     else:
         _check_schema(problems, "data", cfg.data, DATA_SCHEMAS[source])
         if cfg.data.batch_size < 1:
             problems.append(f"data.batch_size: must be >= 1, got {cfg.data.batch_size}")
+        if not 0.0 < cfg.data.val_fraction < 1.0:
+            problems.append(f"data.val_fraction: must be in (0, 1), got {cfg.data.val_fraction}")
+        if source in ("files", "hub"):
+            from embedlab.data.sources import source_problems
+
+            problems.extend(source_problems(cfg.data))
 
     model = cfg.model.get("name")
     if model not in MODEL_SCHEMAS or model not in MODELS:
@@ -405,7 +476,13 @@ def validate(cfg: DictConfig) -> DictConfig:
     if tok.min_freq < 1:
         problems.append(f"tokenizer.min_freq: must be >= 1, got {tok.min_freq}")
     if tok.max_size is not None and tok.max_size < 3:
-        problems.append(f"tokenizer.max_size: must be >= 3 (room for the specials), got {tok.max_size}")
+        problems.append(
+            f"tokenizer.max_size: must be >= 3 (room for the specials), got {tok.max_size}"
+        )
+    if not 1 <= tok.ngrams <= 3:
+        problems.append(f"tokenizer.ngrams: must be 1, 2 or 3, got {tok.ngrams}")
+    if tok.ngrams > 1 and tok.ngram_buckets < 1:
+        problems.append(f"tokenizer.ngram_buckets: must be >= 1, got {tok.ngram_buckets}")
 
     _choice(problems, "optimizer.name", cfg.optimizer.name, OPTIMIZERS.names())
     if cfg.optimizer.name in OPTIMIZERS:
