@@ -49,9 +49,24 @@ def test_the_choice_list_is_complete():
     assert len(all_choices()) + len(list((CONFIGS / "hydra").rglob("*.yaml"))) == n_yaml
 
 
+# choices with a required key the user must give on the command line
+LM = ["task=lm", "model=transformer_lm"]
+REQUIRED = {
+    ("data", "files"): ["data.train=train.csv"],
+    ("data", "hub"): ["data.name=imdb"],
+    ("data", "ptb"): LM,
+    ("data", "text"): LM,
+    ("data", "synthetic_lm"): LM,
+    ("task", "lm"): ["data=synthetic_lm", "model=transformer_lm"],
+    ("model", "transformer_lm"): ["data=synthetic_lm", "task=lm"],
+    ("embedding", "pretrained"): ["pretrained=glove"],
+    ("pretrained", "file"): ["pretrained.path=vectors.txt"],
+}
+
+
 @pytest.mark.parametrize(("group", "choice"), all_choices(), ids=lambda x: str(x))
 def test_every_choice_composes_and_validates(make_cfg, group, choice):
-    cfg = make_cfg(f"{group}={choice}", tiny=False)
+    cfg = make_cfg(f"{group}={choice}", *REQUIRED.get((group, choice), []), tiny=False)
     needs = OmegaConf.select(cfg, "data.source")
     assert needs is not None
     validate(cfg)

@@ -15,7 +15,9 @@ from embedlab.train import train
 V, D = 50, 32
 
 
-def encoder(emb_dim: int = D, positional: str = "sinusoidal", norm_first: bool = True, **kw) -> TransformerEncoder:
+def encoder(
+    emb_dim: int = D, positional: str = "sinusoidal", norm_first: bool = True, **kw
+) -> TransformerEncoder:
     torch.manual_seed(0)
     emb = nn.Embedding(V, emb_dim, padding_idx=0)
     return TransformerEncoder(
@@ -35,7 +37,9 @@ def test_classifier_shapes_and_padding_invariance(pooling):
     out = model(batch, mask)
     assert out.shape == (2, 3)
     # the padded short text gets the same logits as alone (unpadded), the long one too
-    torch.testing.assert_close(out[0], model(short, torch.ones_like(short, dtype=torch.bool))[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        out[0], model(short, torch.ones_like(short, dtype=torch.bool))[0], atol=1e-5, rtol=1e-4
+    )
     torch.testing.assert_close(out[1], model(long)[0], atol=1e-5, rtol=1e-4)
     # without the mask the pads do change the result: the mask is what makes it invariant
     assert not torch.allclose(model(batch)[0], out[0], atol=1e-4)
@@ -81,7 +85,9 @@ def test_projection_when_embedding_dim_differs_and_tying_then_fails():
     assert isinstance(enc.proj, nn.Linear) and enc.proj.in_features == 16
     model = TransformerClassifier(enc, num_classes=2)
     assert model(torch.randint(1, V, (3, 7))).shape == (3, 2)
-    assert TransformerLM(encoder(emb_dim=16), tie_weights=False)(torch.randint(1, V, (1, 4))).shape == (1, 4, V)
+    assert TransformerLM(encoder(emb_dim=16), tie_weights=False)(
+        torch.randint(1, V, (1, 4))
+    ).shape == (1, 4, V)
     with pytest.raises(ConfigError, match="tie_weights"):
         TransformerLM(encoder(emb_dim=16), tie_weights=True)
 
@@ -96,7 +102,9 @@ def test_generation_is_deterministic_under_a_seed():
     prompt = torch.tensor([[1, 2], [3, 4]])
 
     def sample(seed: int, **kw) -> torch.Tensor:
-        return lm.generate(prompt, 15, temperature=1.0, generator=torch.Generator().manual_seed(seed), **kw)
+        return lm.generate(
+            prompt, 15, temperature=1.0, generator=torch.Generator().manual_seed(seed), **kw
+        )
 
     a, b, c = sample(0), sample(0), sample(1)
     assert a.shape == (2, 17) and torch.equal(a[:, :2], prompt)
@@ -142,7 +150,9 @@ def test_config_problems_are_named(make_cfg):
 
 
 def test_train_transformer_classifier_end_to_end(make_cfg):
-    cfg = make_cfg("model=transformer", "model.pooling=cls", "optimizer.lr=3e-3", "trainer.max_epochs=3")
+    cfg = make_cfg(
+        "model=transformer", "model.pooling=cls", "optimizer.lr=3e-3", "trainer.max_epochs=3"
+    )
     metrics = train(cfg)
     # 6 balanced classes: chance is ~0.17
     assert metrics["test/acc"] > 0.5

@@ -86,7 +86,10 @@ class DataCommon:
     val_fraction: float = 0.1  # carved from train (stratified, seeded) when there is no val split
     max_len: int | None = None  # truncate every text to this many tokens (None: keep all)
     cache: bool = True  # cache tokenized splits under paths.cache_dir, keyed by content
-    length_buckets: int = 50  # padded layouts: sort by length within chunks of this many batches (0: off)
+    length_buckets: int = (
+        50  # padded layouts: sort by length within chunks of this many batches (0: off)
+    )
+    on_bad_rows: OnBadRows = OnBadRows.error  # error: stop at file:line | skip: drop, count, report
 
 
 @dataclass
@@ -147,6 +150,55 @@ class TextFilesLMConfig(LMDataCommon):
     skip_empty: bool = True  # drop blank lines
 
 
+@dataclass
+class FilesDataConfig(DataCommon):
+    """Labelled examples from local files: CSV, TSV, JSONL, fastText ``__label__x text`` lines.
+
+    Relative paths resolve against ``root`` (when set). Columns are names (header row, JSON
+    keys) or 0-based positions. Label ids follow ``label_names`` when given (a file label is a
+    name or an integer id), else the sorted distinct train labels (numerically if all integers).
+    """
+
+    source: str = "files"
+    root: str | None = None  # folder the relative paths below are resolved against
+    train: str = MISSING  # training file
+    val: str | None = None  # validation file (None: carve data.val_fraction from train)
+    test: str | None = None  # test file (None: test on val)
+    format: str | None = None  # csv | tsv | jsonl | fasttext | text (None: from the extension)
+    text_column: Any = "text"  # column name or 0-based position of the text
+    label_column: Any = "label"  # column name or position of the label (null: unlabelled)
+    header: bool = True  # csv/tsv: the first line names the columns
+    delimiter: str | None = None  # csv/tsv field separator (None: "," for csv, TAB for tsv)
+    quoting: bool | None = None  # csv quoting rules (None: on for csv, off for tsv)
+    encoding: str = "utf-8"  # bytes that do not decode are bad rows
+    label_names: list[str] | None = None  # id order of the labels (None: sorted train labels)
+    name: str | None = None  # dataset name for logs and tables (None: the train file's stem)
+
+
+@dataclass
+class HubDataConfig(DataCommon):
+    """A dataset through ``datasets.load_dataset`` (Hugging Face hub, or a local builder)."""
+
+    source: str = "hub"
+    name: str = (
+        MISSING  # hub id ("fancyzhx/ag_news") or a builder ("csv", "json", "text", "parquet")
+    )
+    subset: str | None = None  # the dataset's config name ("wikitext-2-raw-v1")
+    revision: str | None = None  # git revision on the hub (None: main)
+    data_files: dict[str, Any] | None = None  # builder inputs: {split: path or [paths]}
+    splits: dict[str, Any] = field(
+        default_factory=lambda: {"train": "train", "val": "validation", "test": "test"}
+    )  # our split -> the dataset's split; a missing val is carved, null drops a split
+    text_column: str = "text"  # the text field
+    label_column: str | None = "label"  # the label field (null: unlabelled, e.g. LM corpora)
+    label_names: list[str] | None = None  # id order (None: the ClassLabel names, else sorted)
+    streaming: bool = False  # read lazily without materialising the whole dataset on disk
+    max_examples: int | None = (
+        None  # keep the first N examples per split (with streaming: fetch only N)
+    )
+    cache_dir: str | None = None  # datasets' own cache (None: HF_DATASETS_CACHE)
+
+
 # --------------------------------------------------------------------------- tokenizer
 
 
@@ -164,6 +216,8 @@ class TokenizerConfig:
     bos_token: str | None = None  # e.g. "<bos>" for sentence-wise language modelling
     eos_token: str | None = None  # e.g. "<eos>"
     path: str | None = None  # load a saved tokenizer.json instead of training one
+    ngrams: int = 1  # add hashed word n-grams up to this order (2: bigrams, fastText-style)
+    ngram_buckets: int = 200000  # hash buckets for the n-grams (extra embedding rows)
 
 
 # --------------------------------------------------------------------------- embedding
@@ -235,7 +289,9 @@ class BagOfEmbeddingsConfig(ModelCommon):
 
 @dataclass
 class TransformerCommon(ModelCommon):
-    d_model: int = 64  # width of the residual stream (a Linear projects the embedding if it differs)
+    d_model: int = (
+        64  # width of the residual stream (a Linear projects the embedding if it differs)
+    )
     nhead: int = 4  # attention heads (must divide d_model)
     num_layers: int = 2  # transformer blocks
     dim_feedforward: int = 256  # hidden width of each block's MLP
@@ -259,7 +315,9 @@ class TransformerLMConfig(TransformerCommon):
     """Causal (GPT-style) language model; use with task=lm."""
 
     name: str = "transformer_lm"
-    tie_weights: bool = True  # share the input embedding with the output layer (needs dim == d_model)
+    tie_weights: bool = (
+        True  # share the input embedding with the output layer (needs dim == d_model)
+    )
 
 
 # --------------------------------------------------------------------------- task
@@ -442,6 +500,8 @@ DATA_SCHEMAS: dict[str, type] = {
     "synthetic": SyntheticDataConfig,
     "synthetic_lm": SyntheticLMConfig,
     "text": TextFilesLMConfig,
+    "files": FilesDataConfig,
+    "hub": HubDataConfig,
 }
 MODEL_SCHEMAS: dict[str, type] = {
     "boe": BagOfEmbeddingsConfig,
@@ -511,7 +571,9 @@ def _model_problems(cfg: DictConfig) -> list[str]:
     m = cfg.model
     if "nhead" in m and "d_model" in m:
         if m.nhead < 1 or m.d_model < 1 or m.d_model % m.nhead:
-            problems.append(f"model.d_model: {m.d_model} must be a positive multiple of model.nhead={m.nhead}")
+            problems.append(
+                f"model.d_model: {m.d_model} must be a positive multiple of model.nhead={m.nhead}"
+            )
         if m.max_positions < 1:
             problems.append(f"model.max_positions: must be >= 1, got {m.max_positions}")
     if m.get("tie_weights") and cfg.pretrained.source == "none" and cfg.embedding.dim != m.d_model:
@@ -523,11 +585,15 @@ def _model_problems(cfg: DictConfig) -> list[str]:
     task = cfg.task.name
     lm_data = "block_size" in cfg.data
     if task == "lm" and layout != "causal":
-        problems.append(f"model.name: task=lm needs a causal language model (model=transformer_lm), got {m.name!r}")
+        problems.append(
+            f"model.name: task=lm needs a causal language model (model=transformer_lm), got {m.name!r}"
+        )
     if task != "lm" and layout == "causal":
         problems.append(f"task.name: model {m.name!r} is a language model; use task=lm")
     if task == "lm" and not lm_data:
-        problems.append(f"data.source: {cfg.data.source!r} is labelled data; task=lm needs an LM source (synthetic_lm, text)")
+        problems.append(
+            f"data.source: {cfg.data.source!r} is labelled data; task=lm needs an LM source (synthetic_lm, text)"
+        )
     if task == "lm" and lm_data:
         if cfg.data.block_size < 2:
             problems.append(f"data.block_size: must be >= 2, got {cfg.data.block_size}")
@@ -586,6 +652,12 @@ def validate(cfg: DictConfig) -> DictConfig:
         _check_schema(problems, "data", cfg.data, DATA_SCHEMAS[source])
         if cfg.data.batch_size < 1:
             problems.append(f"data.batch_size: must be >= 1, got {cfg.data.batch_size}")
+        if not 0.0 < cfg.data.val_fraction < 1.0:
+            problems.append(f"data.val_fraction: must be in (0, 1), got {cfg.data.val_fraction}")
+        if source in ("files", "hub"):
+            from embedlab.data.sources import source_problems
+
+            problems.extend(source_problems(cfg.data))
 
     model = cfg.model.get("name")
     if model not in MODEL_SCHEMAS or model not in MODELS:
@@ -645,6 +717,10 @@ def validate(cfg: DictConfig) -> DictConfig:
         problems.append(
             f"tokenizer.max_size: must be >= 3 (room for the specials), got {tok.max_size}"
         )
+    if not 1 <= tok.ngrams <= 3:
+        problems.append(f"tokenizer.ngrams: must be 1, 2 or 3, got {tok.ngrams}")
+    if tok.ngrams > 1 and tok.ngram_buckets < 1:
+        problems.append(f"tokenizer.ngram_buckets: must be >= 1, got {tok.ngram_buckets}")
 
     _choice(problems, "optimizer.name", cfg.optimizer.name, OPTIMIZERS.names())
     if cfg.optimizer.name in OPTIMIZERS:

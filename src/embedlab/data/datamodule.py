@@ -12,9 +12,11 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from embedlab.data.batching import BagBatches, LengthBucketSampler, PaddedBatches, identity_collate
+from embedlab.data.cache import tokenize_splits
 from embedlab.data.sources import load_dataset
-from embedlab.data.tokenizer import build_tokenizer, encode, special_tokens, vocabulary
+from embedlab.data.tokenizer import add_ngrams, encode, ngram_vocabulary, special_tokens, vocabulary
 from embedlab.data.types import EncodedSplit, TextDataset
+from embedlab.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +49,28 @@ class ClassificationDataModule(L.LightningDataModule):
         if self.encoded:
             return
         self.dataset = load_dataset(self.data_cfg, self.paths_cfg, self.seed)
-        train = self.dataset.splits["train"]
-        self.tokenizer = build_tokenizer(self.tokenizer_cfg, train.texts)
+        self.tokenizer, encoded, self.cache_status = tokenize_splits(
+            self.dataset,
+            self.tokenizer_cfg,
+            self.data_cfg.max_len,
+            getattr(self.paths_cfg, "cache_dir", None),
+            enabled=self.data_cfg.cache,
+        )
         self.vocab = vocabulary(self.tokenizer)
-        for name, split in self.dataset.splits.items():
-            self.encoded[name] = encode(
-                self.tokenizer, split.texts, split.labels, self.data_cfg.max_len
-            )
+        n, buckets = (
+            getattr(self.tokenizer_cfg, "ngrams", 1),
+            getattr(self.tokenizer_cfg, "ngram_buckets", 0),
+        )
+        word_vocab = len(self.vocab)
+        self.encoded = {k: add_ngrams(v, n, buckets, word_vocab) for k, v in encoded.items()}
+        self.vocab = self.vocab + ngram_vocabulary(n, buckets)
         self._check_labels()
         log.info(
-            "data: %s | vocab %d | %s",
-            self.data_cfg.source,
-            len(self.vocab),
+            "data: %s | vocab %d%s | tokenized cache: %s | %s",
+            self.dataset.info.get("name", self.data_cfg.source),
+            word_vocab,
+            f" + {buckets} n-gram buckets" if n > 1 else "",
+            self.cache_status,
             ", ".join(f"{k} {len(v)}" for k, v in self.encoded.items()),
         )
 
@@ -92,9 +104,12 @@ class ClassificationDataModule(L.LightningDataModule):
         n = self.num_classes
         for name, split in self.encoded.items():
             if split.labels is None:
-                raise ValueError(f"data split {name!r} has no labels; classification needs them")
+                raise DataError(
+                    f"data split {name!r} has no labels; classification needs them "
+                    "(set data.label_column, or use an LM task for unlabelled text)"
+                )
             if len(split.labels) and (split.labels.min() < 0 or split.labels.max() >= n):
-                raise ValueError(f"data split {name!r} has label ids outside [0, {n})")
+                raise DataError(f"data split {name!r} has label ids outside [0, {n})")
 
     # ------------------------------------------------------------------ properties
     @property

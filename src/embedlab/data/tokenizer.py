@@ -127,3 +127,56 @@ def encode(
 def token_counts(split: EncodedSplit, vocab_size: int) -> torch.Tensor:
     """How often each id occurs in ``split`` (e.g. for coverage and the projector)."""
     return torch.bincount(split.ids, minlength=vocab_size)
+
+
+_NGRAM_PRIMES = (1, 116049371, 2654435761)  # one multiplier per position in the n-gram
+
+
+def add_ngrams(split: EncodedSplit, n: int, buckets: int, vocab_size: int) -> EncodedSplit:
+    """Append hashed word n-grams (orders 2..n) to every text, fastText-style.
+
+    The n-gram of ids ``(a, b[, c])`` becomes id ``vocab_size + hash(a, b[, c]) % buckets``, so
+    the embedding table needs ``vocab_size + buckets`` rows. N-grams never cross text
+    boundaries; each text's unigrams come first, then its bigrams, then its trigrams.
+    """
+    if n <= 1:
+        return split
+    ids = split.ids.numpy()
+    offsets = split.offsets.numpy()
+    lengths = offsets[1:] - offsets[:-1]
+    text_of = np.repeat(
+        np.arange(len(lengths), dtype=np.int64), lengths
+    )  # (T,) text index per token
+    pieces_ids = [ids]
+    pieces_text = [text_of]
+    pieces_order = [np.zeros(len(ids), dtype=np.int64)]
+    for order in range(2, n + 1):
+        if len(ids) < order:
+            break
+        starts = np.arange(len(ids) - order + 1)
+        same = text_of[starts] == text_of[starts + order - 1]  # n-gram inside one text
+        starts = starts[same]
+        h = np.zeros(len(starts), dtype=np.uint64)
+        for j in range(order):
+            h = h * np.uint64(_NGRAM_PRIMES[1]) + ids[starts + j].astype(np.uint64) * np.uint64(
+                _NGRAM_PRIMES[j]
+            )
+        pieces_ids.append(vocab_size + (h % np.uint64(buckets)).astype(np.int64))
+        pieces_text.append(text_of[starts])
+        pieces_order.append(np.full(len(starts), order - 1, dtype=np.int64))
+    all_ids = np.concatenate(pieces_ids)
+    all_text = np.concatenate(pieces_text)
+    order_key = np.lexsort((np.concatenate(pieces_order), all_text))  # by text, then n-gram order
+    new_lengths = np.bincount(all_text, minlength=len(lengths)).astype(np.int64)
+    new_offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(new_lengths, out=new_offsets[1:])
+    return EncodedSplit(
+        ids=torch.from_numpy(np.ascontiguousarray(all_ids[order_key])),
+        offsets=torch.from_numpy(new_offsets),
+        labels=split.labels,
+    )
+
+
+def ngram_vocabulary(n: int, buckets: int) -> list[str]:
+    """Names of the n-gram bucket rows (appended to the vocabulary when ``n > 1``)."""
+    return [f"<ngram:{i}>" for i in range(buckets)] if n > 1 else []

@@ -58,7 +58,9 @@ def _encoder(cfg: Any, embedding: nn.Module) -> TransformerEncoder:
 
 
 def _build_transformer(cfg: Any, embedding: nn.Module, num_outputs: int) -> nn.Module:
-    return TransformerClassifier(_encoder(cfg, embedding), num_outputs, pooling=cfg.pooling, dropout=cfg.dropout)
+    return TransformerClassifier(
+        _encoder(cfg, embedding), num_outputs, pooling=cfg.pooling, dropout=cfg.dropout
+    )
 
 
 def _build_transformer_lm(cfg: Any, embedding: nn.Module, num_outputs: int) -> nn.Module:
@@ -67,7 +69,9 @@ def _build_transformer_lm(cfg: Any, embedding: nn.Module, num_outputs: int) -> n
 
 
 MODELS.register("transformer")(ModelSpec(_build_transformer, layout="padded", bag_embedding=False))
-MODELS.register("transformer_lm")(ModelSpec(_build_transformer_lm, layout="causal", bag_embedding=False))
+MODELS.register("transformer_lm")(
+    ModelSpec(_build_transformer_lm, layout="causal", bag_embedding=False)
+)
 
 __all__ = [
     "MODELS",

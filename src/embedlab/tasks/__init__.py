@@ -137,7 +137,9 @@ def setup_language_modeling(cfg: Any) -> tuple[L.LightningDataModule, L.Lightnin
     dm = LanguageModelDataModule(cfg.data, cfg.tokenizer, cfg.paths, cfg.seed)
     dm.setup("fit")
     vectors = load_pretrained(cfg.pretrained, dm.vocab, cfg.paths.cache_dir)
-    embedding = build_embedding(cfg.embedding, len(dm.vocab), dm.pad_id, spec.bag_embedding, vectors)
+    embedding = build_embedding(
+        cfg.embedding, len(dm.vocab), dm.pad_id, spec.bag_embedding, vectors
+    )
     model = spec.build(cfg.model, embedding, len(dm.vocab))
     gen = cfg.task.generate
     if gen.prompt:
