@@ -358,3 +358,15 @@ def test_real_glove_covers_over_90_percent_of_mr_training_tokens(
     assert torch.equal(layer.weight[vocab.index("movie")], vectors.vectors[vocab.index("movie")])
     again = load_pretrained(pre, vocab, str(tmp_path / "cache"))
     assert again.stats["cached"] and torch.equal(again.vectors, vectors.vectors)
+
+
+@pytest.mark.parametrize("choice", ["none", "glove", "word2vec", "fasttext", "file", "hf"])
+def test_every_pretrained_config_composes_and_validates(make_cfg, choice):
+    extra = {"file": ["pretrained.path=/x/vectors.npy", "pretrained.vocab_path=/x/words.txt"]}.get(
+        choice, []
+    )
+    emb = "embedding=pretrained" if choice != "none" else "embedding=normal"
+    validate(make_cfg(emb, f"pretrained={choice}", *extra))
+    if choice == "file":
+        with pytest.raises(ConfigError, match="pretrained.path: source=file needs"):
+            validate(make_cfg(emb, "pretrained=file"))
