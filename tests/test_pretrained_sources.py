@@ -368,5 +368,5 @@ def test_every_pretrained_config_composes_and_validates(make_cfg, choice):
     emb = "embedding=pretrained" if choice != "none" else "embedding=normal"
     validate(make_cfg(emb, f"pretrained={choice}", *extra))
     if choice == "file":
-        with pytest.raises(ConfigError, match="pretrained.path: source=file needs"):
+        with pytest.raises(ConfigError, match=r"pretrained\.path: source=file needs"):
             validate(make_cfg(emb, "pretrained=file"))
