@@ -370,3 +370,21 @@ def test_every_pretrained_config_composes_and_validates(make_cfg, choice):
     if choice == "file":
         with pytest.raises(ConfigError, match=r"pretrained\.path: source=file needs"):
             validate(make_cfg(emb, "pretrained=file"))
+
+
+def test_glove_source_downloads_the_zip_from_the_configured_url(make_cfg, tmp_path):
+    import zipfile
+
+    from embedlab.embeddings import load_pretrained
+
+    src = tmp_path / "src" / "glove.6B.50d.txt"
+    vecs = write_glove(src, ["alpha", "beta"], 50)
+    archive = tmp_path / "glove.6B.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(src, "glove.6B.50d.txt")
+    cfg = make_cfg("embedding=pretrained", "pretrained=glove", f"pretrained.url={archive.as_uri()}")
+    validate(cfg)
+    vectors = load_pretrained(cfg.pretrained, ["<pad>", "Beta", "gamma"], cfg.paths.cache_dir)
+    assert (tmp_path / "vector_cache" / "glove.6B.50d.txt").is_file()
+    assert vectors.found.tolist() == [False, True, False]
+    assert torch.equal(vectors.vectors[1], torch.from_numpy(vecs[1]))
