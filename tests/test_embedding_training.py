@@ -140,6 +140,14 @@ def test_sparse_run_end_to_end_with_scheduler_and_checkpoint(make_cfg, tmp_path)
     assert sparse["state"]  # SparseAdam moments were saved
     for group in dense["param_groups"] + sparse["param_groups"]:  # the schedule reached both
         assert group["lr"] < group["initial_lr"]
+    # resuming restores both members' states and carries on
+    resumed = make_cfg(
+        *SMALL, "embedding.sparse=true", "scheduler=cosine", "trainer.max_epochs=3", "test=false"
+    )
+    resumed.ckpt_path = metrics["best_checkpoint"]
+    resumed.paths.output_dir = str(tmp_path / "resumed")
+    again = train(resumed)
+    assert again["epochs"] == 3 and again["global_steps"] > metrics["global_steps"]
 
 
 def test_sparse_with_gradient_clipping_is_rejected(make_cfg):

@@ -358,3 +358,33 @@ def test_real_glove_covers_over_90_percent_of_mr_training_tokens(
     assert torch.equal(layer.weight[vocab.index("movie")], vectors.vectors[vocab.index("movie")])
     again = load_pretrained(pre, vocab, str(tmp_path / "cache"))
     assert again.stats["cached"] and torch.equal(again.vectors, vectors.vectors)
+
+
+@pytest.mark.parametrize("choice", ["none", "glove", "word2vec", "fasttext", "file", "hf"])
+def test_every_pretrained_config_composes_and_validates(make_cfg, choice):
+    extra = {"file": ["pretrained.path=/x/vectors.npy", "pretrained.vocab_path=/x/words.txt"]}.get(
+        choice, []
+    )
+    emb = "embedding=pretrained" if choice != "none" else "embedding=normal"
+    validate(make_cfg(emb, f"pretrained={choice}", *extra))
+    if choice == "file":
+        with pytest.raises(ConfigError, match=r"pretrained\.path: source=file needs"):
+            validate(make_cfg(emb, "pretrained=file"))
+
+
+def test_glove_source_downloads_the_zip_from_the_configured_url(make_cfg, tmp_path):
+    import zipfile
+
+    from embedlab.embeddings import load_pretrained
+
+    src = tmp_path / "src" / "glove.6B.50d.txt"
+    vecs = write_glove(src, ["alpha", "beta"], 50)
+    archive = tmp_path / "glove.6B.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(src, "glove.6B.50d.txt")
+    cfg = make_cfg("embedding=pretrained", "pretrained=glove", f"pretrained.url={archive.as_uri()}")
+    validate(cfg)
+    vectors = load_pretrained(cfg.pretrained, ["<pad>", "Beta", "gamma"], cfg.paths.cache_dir)
+    assert (tmp_path / "vector_cache" / "glove.6B.50d.txt").is_file()
+    assert vectors.found.tolist() == [False, True, False]
+    assert torch.equal(vectors.vectors[1], torch.from_numpy(vecs[1]))

@@ -79,7 +79,7 @@ def test_boe_model_takes_a_csr_batch_and_trains_from_sparse_batches(bow):
     )
     batch = next(iter(loader))
     assert set(batch) == {"ids", "offsets", "per_sample_weights", "labels"}
-    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
     y = torch.as_tensor(labels)
 
     def full_loss():
@@ -87,7 +87,7 @@ def test_boe_model_takes_a_csr_batch_and_trains_from_sparse_batches(bow):
             return nn.functional.cross_entropy(model(csr=tfidf), y).item()
 
     start = full_loss()
-    for _ in range(30):
+    for _ in range(15):
         for batch in loader:
             loss = nn.functional.cross_entropy(
                 model(batch["ids"], batch["offsets"], batch["per_sample_weights"]), batch["labels"]
@@ -101,3 +101,56 @@ def test_boe_model_takes_a_csr_batch_and_trains_from_sparse_batches(bow):
 def test_csr_to_bags_rejects_dense_input():
     with pytest.raises(TypeError, match="scipy sparse"):
         csr_to_bags(np.zeros((2, 2)))
+
+
+def test_sparse_bow_datamodule_trains_the_classification_task(tmp_path):
+    import lightning as L
+    from omegaconf import OmegaConf
+
+    from embedlab.config import EmbeddingConfig, OptimizerConfig, SchedulerConfig
+    from embedlab.data.sparse_bow import SparseBowDataModule
+    from embedlab.embeddings import build_embedding
+    from embedlab.tasks import ClassificationTask
+
+    rng = np.random.default_rng(0)
+    n, v = 600, 40
+    y = rng.integers(0, 2, n)
+    dense = rng.poisson(0.3, (n, v)).astype(np.float32)
+    dense[:, 0] += 2 * y  # column 0 signals class 1, column 1 class 0
+    dense[:, 1] += 2 * (1 - y)
+    x = sp.csr_matrix(dense)
+    for split, rows in {
+        "train": slice(0, 400),
+        "val": slice(400, 500),
+        "test": slice(500, 600),
+    }.items():
+        sp.save_npz(tmp_path / f"{split}.npz", x[rows])
+        np.save(tmp_path / f"{split}_labels.npy", y[rows])
+    dm = SparseBowDataModule.from_npz(tmp_path, batch_size=32)
+    assert dm.vocab_size == v and dm.num_classes == 2
+    emb = build_embedding(
+        OmegaConf.structured(
+            EmbeddingConfig(dim=8, mode="sum", per_sample_weights=True, padding_idx=False)
+        ),
+        v,
+        None,
+        True,
+    )
+    L.seed_everything(0, verbose=False)
+    task = ClassificationTask(
+        BagOfEmbeddings(emb, 2),
+        2,
+        OmegaConf.structured(OptimizerConfig(lr=0.05)),
+        OmegaConf.structured(SchedulerConfig()),
+        embedding=emb,
+    )
+    trainer = L.Trainer(
+        max_epochs=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(task, datamodule=dm)
+    (result,) = trainer.test(task, datamodule=dm, verbose=False)
+    assert result["test/acc"] > 0.9

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import QUIET, TINY_DATA
+from tests.conftest import QUIET, TINY_DATA
 
 import embedlab
 

@@ -249,3 +249,13 @@ def test_corrupt_zip_is_reported(tmp_path):
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(DataError, match="not a valid zip"):
         extract(bad, tmp_path)
+
+
+def test_rows_of_words_with_spaces_are_skipped_not_mistaken(tmp_path):
+    # GloVe 840B has rows like ". . . v1 .. vd": split at the first space they look like "."
+    path = tmp_path / "v.txt"
+    path.write_text("the 1 2 3\n. . . 9 9 9\n. 4 5 6\n", encoding="utf-8")
+    res = read_vectors(path, "text", keys(".", "the"))
+    assert res.vectors[b"."].tolist() == [4.0, 5.0, 6.0]
+    assert res.counts["multiword_rows"] == 1 and res.counts["duplicates"] == 0
+    assert "words containing spaces" in res.warnings()[0]

@@ -82,7 +82,8 @@ class ClassificationDataModule(L.LightningDataModule):
         """
         from tokenizers import models
 
-        new = [w for w in words if w not in set(self.vocab)]
+        known = set(self.vocab)
+        new = [w for w in words if w not in known]
         if not new:
             return
         if type(self.tokenizer.model).__name__ != "WordLevel":

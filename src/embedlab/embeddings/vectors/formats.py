@@ -41,6 +41,11 @@ class ReadResult:
             out.append(
                 f"{self.counts['duplicates']} duplicated word(s): kept the first vector of each"
             )
+        if self.counts.get("multiword_rows"):
+            out.append(
+                f"{self.counts['multiword_rows']} row(s) with more than dim values skipped "
+                "(words containing spaces, as in GloVe 840B)"
+            )
         if self.counts.get("bad_rows"):
             out.append(f"{self.counts['bad_rows']} bad row(s) (wrong length or NaN/inf) skipped")
         return out
@@ -199,13 +204,18 @@ def read_text(
                     append((word, rest, last))
         row = last + 1  # rows in the file
     for word, rest, r in hits:
-        if not rest.strip():
+        n = len(rest.split())
+        if n == dim:
+            col.queue(word, rest, r, r + 1 + base)
+        elif n > dim:  # a word with spaces in it (GloVe 840B has some): not this vocabulary word
+            col.counts["multiword_rows"] = col.counts.get("multiword_rows", 0) + 1
+        elif n == 0:
             col.bad(
                 f"no vector after the word {word.strip().decode('utf-8', 'replace')!r}",
                 r + 1 + base,
             )
         else:
-            col.queue(word, rest, r, r + 1 + base)
+            col.bad(f"{n} values, expected {dim}", r + 1 + base)
     col.finish(dim)
     if declared is not None and declared != row:
         col.counts["header_count_mismatch"] = declared - row
