@@ -135,6 +135,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.train:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     fit_metrics = {k: _scalar(v) for k, v in trainer.callback_metrics.items()}
+    # read before testing: trainer.test(ckpt_path="best") restores the callbacks' state from the
+    # best checkpoint, saved mid-epoch, which would undo the throughput counts
+    throughput = callbacks.get("throughput")
+    speed = (throughput.train_seconds, throughput.examples_per_second) if throughput else (None, None)
 
     ckpt = callbacks.get("checkpoint")
     best_path = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
@@ -144,15 +148,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         results = trainer.test(module, datamodule=datamodule, ckpt_path=None if fast or not best_path else "best", verbose=False)
         test_metrics = {k: _scalar(v) for k, v in (results[0] if results else {}).items()}
 
-    throughput = callbacks.get("throughput")
     metrics: dict[str, Any] = {
         **{k: v for k, v in fit_metrics.items() if k.startswith(("val/", "train/"))},
         **test_metrics,
         "epochs": trainer.current_epoch,
         "global_steps": trainer.global_step,
         "wall_seconds": round(time.perf_counter() - started, 3),
-        "train_seconds": round(throughput.train_seconds, 3) if throughput else None,
-        "examples_per_second": round(throughput.examples_per_second, 1) if throughput else None,
+        "train_seconds": round(speed[0], 3) if throughput else None,
+        "examples_per_second": round(speed[1], 1) if throughput else None,
         "num_parameters": sum(p.numel() for p in module.parameters()),
         "best_checkpoint": best_path,
         "output_dir": str(output_dir),
