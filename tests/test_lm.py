@@ -231,3 +231,38 @@ def test_lm_samples_are_seeded(make_cfg):
     cfg.task.generate.seed = 1
     module.generate_cfg = cfg.task.generate
     assert module.samples() != first
+
+
+def test_bpe_tokenizer_sentence_chunking():
+    d = OmegaConf.structured(
+        SyntheticLMConfig(
+            block_size=12, chunking="sentence", num_train=300, num_val=30, num_test=30
+        )
+    )
+    tok = OmegaConf.structured(
+        TokenizerConfig(kind="bpe", max_size=120, min_freq=2, bos_token="<bos>", eos_token="<eos>")
+    )
+    dm = LanguageModelDataModule(d, tok, None, seed=0)
+    dm.setup()
+    assert len(dm.vocab) <= 120
+    enc = dm.encoded["val"]
+    assert (enc.ids[enc.offsets[:-1]] == dm.bos_id).all()
+    assert int(enc.lengths.max()) <= 13  # block_size inputs + 1 target
+    full = enc.lengths < 13  # untruncated sentences end in <eos>
+    assert (enc.ids[enc.offsets[1:][full] - 1] == dm.eos_id).all()
+
+
+@pytest.mark.slow
+def test_ptb_token_counts_match_the_reference(make_cfg, shared_data, monkeypatch):
+    monkeypatch.setenv("EMBEDLAB_DATA_DIR", str(shared_data))
+    cfg = make_cfg("experiment=lm_ptb", tiny=False)
+    dm = LanguageModelDataModule(cfg.data, cfg.tokenizer, cfg.paths, cfg.seed)
+    dm.setup()
+    # the PTB README: 929,589 / 73,760 / 82,430 tokens incl. <eos>; 10k types incl. <eos>
+    assert {k: v.num_tokens + 1 for k, v in dm.datasets.items()} == {
+        "train": 929589,
+        "val": 73760,
+        "test": 82430,
+    }
+    used = torch.unique(dm.encoded["train"].ids)
+    assert len(used) == 10000
