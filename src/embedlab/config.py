@@ -300,6 +300,9 @@ class TransformerCommon(ModelCommon):
     norm_first: bool = True  # pre-norm (GPT-2) blocks; false: post-norm (original Transformer)
     positional: Positional = Positional.sinusoidal  # sinusoidal | learned | none
     max_positions: int = 512  # longest sequence (learned table size; the CLS slot counts)
+    scale_embedding: bool = (
+        False  # multiply token vectors by sqrt(d_model) (Vaswani; helps sinusoidal)
+    )
 
 
 @dataclass

@@ -164,6 +164,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.train:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     fit_metrics = {k: _scalar(v) for k, v in trainer.callback_metrics.items()}
+    # read before testing: trainer.test(ckpt_path="best") restores the callbacks' state from the
+    # best checkpoint, saved mid-epoch, which would undo the throughput counts
+    throughput = callbacks.get("throughput")
+    speed = (
+        (throughput.train_seconds, throughput.examples_per_second) if throughput else (None, None)
+    )
 
     ckpt = callbacks.get("checkpoint")
     best_path = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
@@ -176,7 +182,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         results = trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)
         test_metrics = {k: _scalar(v) for k, v in (results[0] if results else {}).items()}
 
-    throughput = callbacks.get("throughput")
     embedding_report = getattr(module, "embedding_report", None) or {}
     metrics: dict[str, Any] = {
         **{f"embedding/{k}": v for k, v in embedding_report.items() if k.startswith("coverage")},
@@ -185,8 +190,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "global_steps": trainer.global_step,
         "wall_seconds": round(time.perf_counter() - started, 3),
-        "train_seconds": round(throughput.train_seconds, 3) if throughput else None,
-        "examples_per_second": round(throughput.examples_per_second, 1) if throughput else None,
+        "train_seconds": round(speed[0], 3) if throughput else None,
+        "examples_per_second": round(speed[1], 1) if throughput else None,
         "num_parameters": sum(p.numel() for p in module.parameters()),
         "best_checkpoint": best_path,
         "output_dir": str(output_dir),

@@ -96,7 +96,9 @@ def build_tokenizer(cfg: Any, train_texts: Sequence[str]) -> Tokenizer:
 def vocabulary(tok: Tokenizer) -> list[str]:
     """Token strings ordered by id."""
     vocab = tok.get_vocab(with_added_tokens=True)
-    out = [""] * len(vocab)
+    # ids can have holes: when the training text itself contains a special token (PTB's
+    # "<unk>"), the WordLevel trainer gives it a second id and leaves the first unused
+    out = [f"<unused{i}>" for i in range(max(vocab.values(), default=-1) + 1)]
     for token, idx in vocab.items():
         out[idx] = token
     return out

@@ -54,6 +54,7 @@ def _encoder(cfg: Any, embedding: nn.Module) -> TransformerEncoder:
         norm_first=cfg.norm_first,
         positional=cfg.positional,
         max_positions=cfg.max_positions,
+        scale_embedding=cfg.scale_embedding,
     )
 
 

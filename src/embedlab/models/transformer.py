@@ -178,6 +178,7 @@ class TransformerEncoder(nn.Module):
         norm_first: bool = True,
         positional: str = "sinusoidal",
         max_positions: int = 512,
+        scale_embedding: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(embedding, nn.Embedding):
@@ -187,6 +188,9 @@ class TransformerEncoder(nn.Module):
         self.embedding = embedding
         self.d_model = d_model
         self.max_positions = max_positions
+        # Vaswani et al. multiply token vectors by sqrt(d_model): without it a small-std init
+        # (e.g. 0.02) is drowned by the unit-amplitude sinusoidal positions for many steps
+        self.scale = math.sqrt(d_model) if scale_embedding else 1.0
         dim = embedding.embedding_dim
         self.proj = nn.Linear(dim, d_model, bias=False) if dim != d_model else nn.Identity()
         self.positions = build_positions(positional, d_model, max_positions)
@@ -205,7 +209,7 @@ class TransformerEncoder(nn.Module):
         is_causal: bool = False,
         prefix: torch.Tensor | None = None,  # (C,) vector prepended at position 0
     ) -> torch.Tensor:
-        x = self.proj(self.embedding(ids))  # (B, T, C)
+        x = self.proj(self.embedding(ids)) * self.scale  # (B, T, C)
         if prefix is not None:
             x = torch.cat([prefix.expand(x.size(0), 1, -1), x], dim=1)  # (B, 1+T, C)
             if mask is not None:
