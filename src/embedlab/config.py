@@ -45,6 +45,30 @@ class TokenizerKind(str, Enum):
     bpe = "bpe"  # byte-pair encoding sub-words
 
 
+class Positional(str, Enum):
+    sinusoidal = "sinusoidal"  # fixed sin/cos (Vaswani et al.)
+    learned = "learned"  # one trained vector per position (GPT-2)
+    none = "none"  # no positions (a bag of tokens with attention)
+
+
+class Pooling(str, Enum):
+    cls = "cls"  # a learned vector prepended at position 0; its output is pooled
+    mean = "mean"  # mean over real tokens
+    max = "max"  # max over real tokens
+
+
+class Activation(str, Enum):
+    relu = "relu"
+    gelu = "gelu"
+    silu = "silu"
+    tanh = "tanh"
+
+
+class Chunking(str, Enum):
+    stream = "stream"  # concatenate all texts (+eos) and cut contiguous block_size windows
+    sentence = "sentence"  # one text per example: bos + tokens + eos, padded per batch
+
+
 class OnBadRows(str, Enum):
     error = "error"
     skip = "skip"
@@ -62,6 +86,10 @@ class DataCommon:
     val_fraction: float = 0.1  # carved from train (stratified, seeded) when there is no val split
     max_len: int | None = None  # truncate every text to this many tokens (None: keep all)
     cache: bool = True  # cache tokenized splits under paths.cache_dir, keyed by content
+    length_buckets: int = (
+        50  # padded layouts: sort by length within chunks of this many batches (0: off)
+    )
+    on_bad_rows: OnBadRows = OnBadRows.error  # error: stop at file:line | skip: drop, count, report
 
 
 @dataclass
@@ -84,6 +112,93 @@ class SyntheticDataConfig(DataCommon):
     data_seed: int = 1234  # generator seed, independent of the training seed
 
 
+@dataclass
+class LMDataCommon(DataCommon):
+    """Unlabelled text for language modelling (task=lm)."""
+
+    batch_size: int = 32  # windows (or sentences) per training batch
+    eval_batch_size: int = 64
+    block_size: int = 64  # tokens per window (stream) / longest sentence incl. bos+eos (sentence)
+    chunking: Chunking = Chunking.stream  # stream | sentence
+
+
+@dataclass
+class SyntheticLMConfig(LMDataCommon):
+    """The embedded LM corpus: sentences from a seeded probabilistic grammar over pseudo-words."""
+
+    source: str = "synthetic_lm"
+    num_train: int = 4000  # training sentences
+    num_val: int = 400  # validation sentences
+    num_test: int = 400  # test sentences
+    nouns: int = 120  # noun types (each used in singular and plural form)
+    verbs: int = 60  # verb types (singular and plural form)
+    adjectives: int = 40
+    adverbs: int = 20
+    data_seed: int = 1234  # generator seed, independent of the training seed
+
+
+@dataclass
+class TextFilesLMConfig(LMDataCommon):
+    """Plain-text corpora: one file per split, one text (sentence, line) per line."""
+
+    source: str = "text"
+    root: str = "${paths.data_dir}"  # folder the file names below are relative to
+    train: str = "train.txt"  # training file (relative to root, or absolute)
+    val: str | None = "valid.txt"  # validation file (None: carve data.val_fraction from train)
+    test: str | None = "test.txt"  # test file (None: no test split; test runs on val)
+    encoding: str = "utf-8"
+    skip_empty: bool = True  # drop blank lines
+
+
+@dataclass
+class FilesDataConfig(DataCommon):
+    """Labelled examples from local files: CSV, TSV, JSONL, fastText ``__label__x text`` lines.
+
+    Relative paths resolve against ``root`` (when set). Columns are names (header row, JSON
+    keys) or 0-based positions. Label ids follow ``label_names`` when given (a file label is a
+    name or an integer id), else the sorted distinct train labels (numerically if all integers).
+    """
+
+    source: str = "files"
+    root: str | None = None  # folder the relative paths below are resolved against
+    train: str = MISSING  # training file
+    val: str | None = None  # validation file (None: carve data.val_fraction from train)
+    test: str | None = None  # test file (None: test on val)
+    format: str | None = None  # csv | tsv | jsonl | fasttext | text (None: from the extension)
+    text_column: Any = "text"  # column name or 0-based position of the text
+    label_column: Any = "label"  # column name or position of the label (null: unlabelled)
+    header: bool = True  # csv/tsv: the first line names the columns
+    delimiter: str | None = None  # csv/tsv field separator (None: "," for csv, TAB for tsv)
+    quoting: bool | None = None  # csv quoting rules (None: on for csv, off for tsv)
+    encoding: str = "utf-8"  # bytes that do not decode are bad rows
+    label_names: list[str] | None = None  # id order of the labels (None: sorted train labels)
+    name: str | None = None  # dataset name for logs and tables (None: the train file's stem)
+
+
+@dataclass
+class HubDataConfig(DataCommon):
+    """A dataset through ``datasets.load_dataset`` (Hugging Face hub, or a local builder)."""
+
+    source: str = "hub"
+    name: str = (
+        MISSING  # hub id ("fancyzhx/ag_news") or a builder ("csv", "json", "text", "parquet")
+    )
+    subset: str | None = None  # the dataset's config name ("wikitext-2-raw-v1")
+    revision: str | None = None  # git revision on the hub (None: main)
+    data_files: dict[str, Any] | None = None  # builder inputs: {split: path or [paths]}
+    splits: dict[str, Any] = field(
+        default_factory=lambda: {"train": "train", "val": "validation", "test": "test"}
+    )  # our split -> the dataset's split; a missing val is carved, null drops a split
+    text_column: str = "text"  # the text field
+    label_column: str | None = "label"  # the label field (null: unlabelled, e.g. LM corpora)
+    label_names: list[str] | None = None  # id order (None: the ClassLabel names, else sorted)
+    streaming: bool = False  # read lazily without materialising the whole dataset on disk
+    max_examples: int | None = (
+        None  # keep the first N examples per split (with streaming: fetch only N)
+    )
+    cache_dir: str | None = None  # datasets' own cache (None: HF_DATASETS_CACHE)
+
+
 # --------------------------------------------------------------------------- tokenizer
 
 
@@ -101,6 +216,8 @@ class TokenizerConfig:
     bos_token: str | None = None  # e.g. "<bos>" for sentence-wise language modelling
     eos_token: str | None = None  # e.g. "<eos>"
     path: str | None = None  # load a saved tokenizer.json instead of training one
+    ngrams: int = 1  # add hashed word n-grams up to this order (2: bigrams, fastText-style)
+    ngram_buckets: int = 200000  # hash buckets for the n-grams (extra embedding rows)
 
 
 # --------------------------------------------------------------------------- embedding
@@ -110,7 +227,9 @@ class TokenizerConfig:
 class EmbeddingConfig:
     init: str = "normal"  # registry name of the initializer (see embedlab.embeddings.init)
     init_args: dict[str, Any] = field(default_factory=dict)  # that initializer's arguments
-    dim: int = 64  # embedding dimension (must match the pretrained source's, if any)
+    dim: int | None = (
+        64  # embedding dimension (None: the pretrained vectors' dim; must match them if set)
+    )
     padding_idx: bool = True  # the <pad> row is zero and receives no gradient
     max_norm: float | None = None  # renormalise looked-up rows to at most this norm
     norm_type: float = 2.0  # the p of the p-norm for max_norm
@@ -129,17 +248,25 @@ class EmbeddingConfig:
 @dataclass
 class PretrainedConfig:
     source: str = "none"  # registry name of the pretrained source (none: no vectors)
-    name: str | None = None  # e.g. GloVe's "6B", "42B", "840B", "twitter.27B"
-    dim: int | None = None  # vector dimension, part of the standard file name
-    path: str | None = None  # explicit file (overrides the cache lookup)
+    name: str | None = (
+        None  # glove: 6B|42B|840B|twitter.27B; fasttext: cc.en.300, ...; hf: model id/folder
+    )
+    dim: int | None = None  # vector dimension (glove: part of the file name; else checked if set)
+    path: str | None = None  # explicit file or model folder (overrides the cache lookup)
     format: str | None = None  # text | word2vec_bin | fasttext | pt | npy (None: from extension)
     vocab_path: str | None = None  # one word per line, for .pt/.npy matrices
     cache_dir: str = "${paths.vector_cache}"  # where named vectors are looked up / downloaded
     download: bool = True  # fetch a known file when missing (needs the network)
+    url: str | None = None  # download from this URL instead of the known ones (mirror, file://)
+    sha256: str | None = (
+        None  # expected sha256 of the downloaded file (None: length + archive CRC only)
+    )
     restrict_to_vocab: bool = True  # only vocabulary words; else extend the vocabulary
-    max_vectors: int | None = None  # with restrict_to_vocab false: add this many top words
+    max_vectors: int | None = None  # with restrict_to_vocab false: add the file's top words
     lowercase_fallback: bool = True  # try the lowercased word when the exact one is missing
+    on_bad_rows: OnBadRows = OnBadRows.error  # ragged/NaN rows: error (file:line) or skip + count
     cache: bool = True  # cache the aligned matrix under paths.cache_dir
+    use_tokenizer: bool = True  # hf: tokenize the data with the model's own tokenizer.json
 
 
 # --------------------------------------------------------------------------- models
@@ -160,7 +287,52 @@ class BagOfEmbeddingsConfig(ModelCommon):
     dropout: float = 0.0  # dropout on the pooled embedding and hidden layers
 
 
+@dataclass
+class TransformerCommon(ModelCommon):
+    d_model: int = (
+        64  # width of the residual stream (a Linear projects the embedding if it differs)
+    )
+    nhead: int = 4  # attention heads (must divide d_model)
+    num_layers: int = 2  # transformer blocks
+    dim_feedforward: int = 256  # hidden width of each block's MLP
+    dropout: float = 0.1  # attention, residual and embedding dropout
+    activation: Activation = Activation.gelu  # MLP activation
+    norm_first: bool = True  # pre-norm (GPT-2) blocks; false: post-norm (original Transformer)
+    positional: Positional = Positional.sinusoidal  # sinusoidal | learned | none
+    max_positions: int = 512  # longest sequence (learned table size; the CLS slot counts)
+
+
+@dataclass
+class TransformerConfig(TransformerCommon):
+    """Bidirectional encoder classifier over padded, masked batches."""
+
+    name: str = "transformer"
+    pooling: Pooling = Pooling.mean  # cls | mean | max
+
+
+@dataclass
+class TransformerLMConfig(TransformerCommon):
+    """Causal (GPT-style) language model; use with task=lm."""
+
+    name: str = "transformer_lm"
+    tie_weights: bool = (
+        True  # share the input embedding with the output layer (needs dim == d_model)
+    )
+
+
 # --------------------------------------------------------------------------- task
+
+
+@dataclass
+class GenerateConfig:
+    """Sample generations logged to TensorBoard (TEXT tab) each validation epoch (task=lm)."""
+
+    num_samples: int = 3  # samples per validation epoch (0: none)
+    max_new_tokens: int = 40  # tokens sampled after the prompt
+    temperature: float = 0.8  # 0: greedy
+    top_k: int | None = 20  # keep the k likeliest tokens (None: all)
+    seed: int = 0  # sampling seed: the same model gives the same samples
+    prompt: str | None = None  # text to continue (None: start of a sentence: bos, else eos)
 
 
 @dataclass
@@ -169,6 +341,7 @@ class TaskConfig:
     monitor: str = "val/acc"  # metric that picks the best checkpoint
     monitor_mode: str = "max"  # max | min
     label_smoothing: float = 0.0  # cross-entropy label smoothing
+    generate: GenerateConfig = field(default_factory=GenerateConfig)  # task=lm samples
 
 
 # --------------------------------------------------------------------------- optimisation
@@ -204,15 +377,18 @@ class TrainerConfig:
     gradient_clip_val: float | None = None
     accumulate_grad_batches: int = 1
     check_val_every_n_epoch: int = 1
-    val_check_interval: float | None = None
+    val_check_interval: Any = None  # int = every N batches, float = fraction of an epoch
     log_every_n_steps: int = 20
-    deterministic: bool = False  # torch.use_deterministic_algorithms (needed on GPU for bitwise repeats)
+    deterministic: bool = (
+        False  # torch.use_deterministic_algorithms (needed on GPU for bitwise repeats)
+    )
     benchmark: bool | None = None
     fast_dev_run: Any = False  # bool or int
-    overfit_batches: float = 0.0
-    limit_train_batches: float | None = None
-    limit_val_batches: float | None = None
-    limit_test_batches: float | None = None
+    # int = number of batches, float = fraction of the split (Lightning's convention)
+    overfit_batches: Any = 0.0
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    limit_test_batches: Any = None
     num_sanity_val_steps: int = 2
     enable_progress_bar: bool = True
     enable_model_summary: bool = True
@@ -277,7 +453,9 @@ class CallbacksConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
-    embedding_histograms: EmbeddingHistogramsConfig = field(default_factory=EmbeddingHistogramsConfig)
+    embedding_histograms: EmbeddingHistogramsConfig = field(
+        default_factory=EmbeddingHistogramsConfig
+    )
     lr_monitor: bool = True  # learning rate per step to TensorBoard
     rich_progress: bool = True  # Rich progress bar (else Lightning's tqdm bar)
     throughput: bool = True  # examples/second and wall time into metrics.json
@@ -318,8 +496,18 @@ class TrainConfig:
 
 
 # Per-choice schemas of the groups whose options differ, keyed by their discriminator.
-DATA_SCHEMAS: dict[str, type] = {"synthetic": SyntheticDataConfig}
-MODEL_SCHEMAS: dict[str, type] = {"boe": BagOfEmbeddingsConfig}
+DATA_SCHEMAS: dict[str, type] = {
+    "synthetic": SyntheticDataConfig,
+    "synthetic_lm": SyntheticLMConfig,
+    "text": TextFilesLMConfig,
+    "files": FilesDataConfig,
+    "hub": HubDataConfig,
+}
+MODEL_SCHEMAS: dict[str, type] = {
+    "boe": BagOfEmbeddingsConfig,
+    "transformer": TransformerConfig,
+    "transformer_lm": TransformerLMConfig,
+}
 
 _SIMPLE_GROUPS = {
     "tokenizer": TokenizerConfig,
@@ -375,6 +563,54 @@ def _choice(problems: list[str], key: str, value: Any, choices: list[str]) -> No
         problems.append(f"{key}: {value!r} is not a valid choice; choose one of {choices}")
 
 
+def _model_problems(cfg: DictConfig) -> list[str]:
+    """Cross-key checks for the transformer models and the task/model/data pairing."""
+    from embedlab.models import MODELS
+
+    problems: list[str] = []
+    m = cfg.model
+    if "nhead" in m and "d_model" in m:
+        if m.nhead < 1 or m.d_model < 1 or m.d_model % m.nhead:
+            problems.append(
+                f"model.d_model: {m.d_model} must be a positive multiple of model.nhead={m.nhead}"
+            )
+        if m.max_positions < 1:
+            problems.append(f"model.max_positions: must be >= 1, got {m.max_positions}")
+    if m.get("tie_weights") and cfg.pretrained.source == "none" and cfg.embedding.dim != m.d_model:
+        problems.append(
+            f"model.tie_weights: needs embedding.dim ({cfg.embedding.dim}) == model.d_model ({m.d_model}); "
+            "set them equal or model.tie_weights=false"
+        )
+    layout = MODELS.get(m.name).layout
+    task = cfg.task.name
+    lm_data = "block_size" in cfg.data
+    if task == "lm" and layout != "causal":
+        problems.append(
+            f"model.name: task=lm needs a causal language model (model=transformer_lm), got {m.name!r}"
+        )
+    if task != "lm" and layout == "causal":
+        problems.append(f"task.name: model {m.name!r} is a language model; use task=lm")
+    if task == "lm" and not lm_data:
+        problems.append(
+            f"data.source: {cfg.data.source!r} is labelled data; task=lm needs an LM source (synthetic_lm, text)"
+        )
+    if task == "lm" and lm_data:
+        if cfg.data.block_size < 2:
+            problems.append(f"data.block_size: must be >= 2, got {cfg.data.block_size}")
+        elif "max_positions" in m and cfg.data.block_size > m.max_positions:
+            problems.append(
+                f"data.block_size: {cfg.data.block_size} exceeds model.max_positions={m.max_positions}"
+            )
+        chunking = getattr(cfg.data.chunking, "value", cfg.data.chunking)
+        if chunking == "sentence" and not (cfg.tokenizer.bos_token and cfg.tokenizer.eos_token):
+            problems.append(
+                "data.chunking: sentence needs tokenizer.bos_token and tokenizer.eos_token (e.g. <bos>, <eos>)"
+            )
+    if task != "lm" and lm_data:
+        problems.append(f"data.source: {cfg.data.source!r} is unlabelled LM text; use task=lm")
+    return problems
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Check the whole composed config; raise one ConfigError listing every problem.
 
@@ -383,10 +619,15 @@ def validate(cfg: DictConfig) -> DictConfig:
     # Imported here: the registries import torch and friends, the schema does not.
     from embedlab.data.sources import DATA_SOURCES
     from embedlab.embeddings.init import INITIALIZERS
-    from embedlab.embeddings.pretrained import PRETRAINED_SOURCES
+    from embedlab.embeddings.pretrained import PRETRAINED_SOURCES, pretrained_problems
     from embedlab.models import MODELS
     from embedlab.tasks import TASKS
-    from embedlab.training.optim import OPTIMIZERS, SCHEDULERS, optimizer_problems, scheduler_problems
+    from embedlab.training.optim import (
+        OPTIMIZERS,
+        SCHEDULERS,
+        optimizer_problems,
+        scheduler_problems,
+    )
 
     problems: list[str] = []
     top = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -404,23 +645,36 @@ def validate(cfg: DictConfig) -> DictConfig:
 
     source = cfg.data.get("source")
     if source not in DATA_SCHEMAS or source not in DATA_SOURCES:
-        problems.append(f"data.source: unknown data source {source!r}; choose one of {DATA_SOURCES.names()}")
+        problems.append(
+            f"data.source: unknown data source {source!r}; choose one of {DATA_SOURCES.names()}"
+        )
     else:
         _check_schema(problems, "data", cfg.data, DATA_SCHEMAS[source])
         if cfg.data.batch_size < 1:
             problems.append(f"data.batch_size: must be >= 1, got {cfg.data.batch_size}")
+        if not 0.0 < cfg.data.val_fraction < 1.0:
+            problems.append(f"data.val_fraction: must be in (0, 1), got {cfg.data.val_fraction}")
+        if source in ("files", "hub"):
+            from embedlab.data.sources import source_problems
+
+            problems.extend(source_problems(cfg.data))
 
     model = cfg.model.get("name")
     if model not in MODEL_SCHEMAS or model not in MODELS:
         problems.append(f"model.name: unknown model {model!r}; choose one of {MODELS.names()}")
     else:
         _check_schema(problems, "model", cfg.model, MODEL_SCHEMAS[model])
+        problems.extend(_model_problems(cfg))
 
     emb = cfg.embedding
     _choice(problems, "embedding.init", emb.init, INITIALIZERS.names())
     if emb.init in INITIALIZERS:
         problems.extend(INITIALIZERS.check_args(emb.init, emb.init_args))
-    if emb.dim < 1:
+    if emb.dim is None and cfg.pretrained.source == "none":
+        problems.append(
+            "embedding.dim: null takes the pretrained vectors' dim; without pretrained vectors set a dim"
+        )
+    if emb.dim is not None and emb.dim < 1:
         problems.append(f"embedding.dim: must be >= 1, got {emb.dim}")
     if emb.max_norm is not None and emb.max_norm <= 0:
         problems.append(f"embedding.max_norm: must be > 0, got {emb.max_norm}")
@@ -428,8 +682,22 @@ def validate(cfg: DictConfig) -> DictConfig:
         problems.append("embedding.per_sample_weights: needs embedding.mode=sum (PyTorch's rule)")
     if emb.lr is not None and emb.lr <= 0:
         problems.append(f"embedding.lr: must be > 0, got {emb.lr}")
+    if emb.unfreeze_at_epoch is not None:
+        if emb.freeze:
+            problems.append(
+                "embedding.unfreeze_at_epoch: contradicts embedding.freeze=true (frozen for good); set one"
+            )
+        if emb.unfreeze_at_epoch < 1:
+            problems.append(
+                f"embedding.unfreeze_at_epoch: must be >= 1 (0 = never frozen), got {emb.unfreeze_at_epoch}"
+            )
+    if emb.sparse and cfg.trainer.gradient_clip_val:
+        problems.append(
+            "trainer.gradient_clip_val: gradient clipping does not support the sparse gradients of embedding.sparse=true"
+        )
 
     _choice(problems, "pretrained.source", cfg.pretrained.source, PRETRAINED_SOURCES.names())
+    problems.extend(pretrained_problems(cfg.pretrained))
     _choice(problems, "task.name", cfg.task.name, TASKS.names())
     _choice(problems, "task.monitor_mode", cfg.task.monitor_mode, ["max", "min"])
     cb = cfg.callbacks
@@ -438,13 +706,21 @@ def validate(cfg: DictConfig) -> DictConfig:
     if cb.drift.top_k < 0:
         problems.append(f"callbacks.drift.top_k: must be >= 0, got {cb.drift.top_k}")
     if cb.embedding_histograms.every_n_steps < 1:
-        problems.append(f"callbacks.embedding_histograms.every_n_steps: must be >= 1, got {cb.embedding_histograms.every_n_steps}")
+        problems.append(
+            f"callbacks.embedding_histograms.every_n_steps: must be >= 1, got {cb.embedding_histograms.every_n_steps}"
+        )
 
     tok = cfg.tokenizer
     if tok.min_freq < 1:
         problems.append(f"tokenizer.min_freq: must be >= 1, got {tok.min_freq}")
     if tok.max_size is not None and tok.max_size < 3:
-        problems.append(f"tokenizer.max_size: must be >= 3 (room for the specials), got {tok.max_size}")
+        problems.append(
+            f"tokenizer.max_size: must be >= 3 (room for the specials), got {tok.max_size}"
+        )
+    if not 1 <= tok.ngrams <= 3:
+        problems.append(f"tokenizer.ngrams: must be 1, 2 or 3, got {tok.ngrams}")
+    if tok.ngrams > 1 and tok.ngram_buckets < 1:
+        problems.append(f"tokenizer.ngram_buckets: must be >= 1, got {tok.ngram_buckets}")
 
     _choice(problems, "optimizer.name", cfg.optimizer.name, OPTIMIZERS.names())
     if cfg.optimizer.name in OPTIMIZERS:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,11 @@ def _loggers(cfg: DictConfig, output_dir: Path) -> list:
     loggers: list = []
     if cfg.logger.tensorboard:
         # events straight in the run folder: `tensorboard --logdir <multirun>` names runs by job
-        loggers.append(TensorBoardLogger(save_dir=str(output_dir), name="", version="", default_hp_metric=False))
+        loggers.append(
+            TensorBoardLogger(
+                save_dir=str(output_dir), name="", version="", default_hp_metric=False
+            )
+        )
     if cfg.logger.csv:
         loggers.append(CSVLogger(save_dir=str(output_dir), name="csv", version=""))
     return loggers
@@ -49,7 +54,13 @@ def _callbacks(cfg: DictConfig, output_dir: Path, monitor: str, mode: str) -> di
         TQDMProgressBar,
     )
 
-    from embedlab.callbacks import EmbeddingDrift, EmbeddingHistograms, EmbeddingProjector, Throughput
+    from embedlab.callbacks import (
+        EmbeddingDrift,
+        EmbeddingHistograms,
+        EmbeddingProjector,
+        Throughput,
+        UnfreezeEmbedding,
+    )
 
     cb: dict[str, Any] = {}
     c = cfg.callbacks
@@ -65,22 +76,31 @@ def _callbacks(cfg: DictConfig, output_dir: Path, monitor: str, mode: str) -> di
         )
     if c.early_stopping.enabled:
         cb["early_stopping"] = EarlyStopping(
-            monitor=monitor, mode=mode, patience=c.early_stopping.patience, min_delta=c.early_stopping.min_delta
+            monitor=monitor,
+            mode=mode,
+            patience=c.early_stopping.patience,
+            min_delta=c.early_stopping.min_delta,
         )
-    if c.lr_monitor and cfg.logger.tensorboard or c.lr_monitor and cfg.logger.csv:
+    if c.lr_monitor and (cfg.logger.tensorboard or cfg.logger.csv):
         cb["lr_monitor"] = LearningRateMonitor(logging_interval="step")
     if cfg.trainer.enable_progress_bar:
         cb["progress"] = RichProgressBar(leave=True) if c.rich_progress else TQDMProgressBar()
     if c.throughput:
         cb["throughput"] = Throughput()
+    if cfg.embedding.unfreeze_at_epoch is not None:
+        cb["unfreeze_embedding"] = UnfreezeEmbedding(cfg.embedding.unfreeze_at_epoch)
     if cfg.logger.tensorboard:  # TensorBoard views of the embedding table
         if c.projector.enabled:
-            cb["projector"] = EmbeddingProjector(c.projector.top_n, c.projector.at_start, c.projector.at_end)
+            cb["projector"] = EmbeddingProjector(
+                c.projector.top_n, c.projector.at_start, c.projector.at_end
+            )
         if c.drift.enabled:
             cb["drift"] = EmbeddingDrift(c.drift.top_k, c.drift.min_count)
         h = c.embedding_histograms
         if h.enabled:
-            cb["embedding_histograms"] = EmbeddingHistograms(h.every_n_steps, h.row_norms, h.grad_norms)
+            cb["embedding_histograms"] = EmbeddingHistograms(
+                h.every_n_steps, h.row_norms, h.grad_norms
+            )
     return cb
 
 
@@ -115,7 +135,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import torch
 
     _quiet_duplicate_handlers()
-    from embedlab.logging import log_config_text, log_hparams
+    from embedlab.logging import log_config_text, log_embedding_report, log_hparams
     from embedlab.tasks import TASKS
 
     output_dir = Path(cfg.paths.output_dir).absolute()
@@ -149,12 +169,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     best_path = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
     test_metrics: dict[str, Any] = {}
     if cfg.test:
-        fast = bool(cfg.trainer.fast_dev_run)
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=None if fast or not best_path else "best", verbose=False)
+        # the best checkpoint of this fit; without a fit, the checkpoint given in ckpt_path
+        test_ckpt = best_path if cfg.train else cfg.ckpt_path
+        if cfg.trainer.fast_dev_run:
+            test_ckpt = None
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)
         test_metrics = {k: _scalar(v) for k, v in (results[0] if results else {}).items()}
 
     throughput = callbacks.get("throughput")
+    embedding_report = getattr(module, "embedding_report", None) or {}
     metrics: dict[str, Any] = {
+        **{f"embedding/{k}": v for k, v in embedding_report.items() if k.startswith("coverage")},
         **{k: v for k, v in fit_metrics.items() if k.startswith(("val/", "train/"))},
         **test_metrics,
         "epochs": trainer.current_epoch,
@@ -169,15 +194,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt is not None and ckpt.best_model_score is not None:
         metrics[f"{monitor}_best"] = float(ckpt.best_model_score)
     if trainer.is_global_zero:
-        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        (output_dir / "metrics.json").write_text(
+            json.dumps(metrics, indent=2, sort_keys=True) + "\n"
+        )
         tb = next((lg for lg in loggers if lg.__class__.__name__ == "TensorBoardLogger"), None)
         if tb is not None:
             writer = tb.experiment
             if cfg.logger.log_hparams:
-                final = {k: v for k, v in metrics.items() if isinstance(v, float) and k.startswith(("val/", "test/"))}
+                final = {
+                    k: v
+                    for k, v in metrics.items()
+                    if isinstance(v, float) and k.startswith(("val/", "test/"))
+                }
                 log_hparams(writer, to_flat_dict(cfg), final)
             if cfg.logger.log_config_text:
                 log_config_text(writer, OmegaConf.to_yaml(cfg, resolve=True))
+            if embedding_report:
+                log_embedding_report(writer, embedding_report)
         _print_summary(metrics, output_dir, cfg)
     return metrics
 
@@ -190,7 +223,11 @@ def _print_summary(metrics: dict[str, Any], output_dir: Path, cfg: DictConfig) -
     table = Table(title=f"embedlab run: {cfg.task_name}", show_header=False)
     for key in sorted(metrics):
         value = metrics[key]
-        if key.startswith(("val/", "test/")) or key in ("epochs", "wall_seconds", "examples_per_second"):
+        if key.startswith(("val/", "test/")) or key in (
+            "epochs",
+            "wall_seconds",
+            "examples_per_second",
+        ):
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
     if metrics.get("best_checkpoint"):
@@ -210,8 +247,19 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     """
     from hydra.core.hydra_config import HydraConfig
 
+    from embedlab.errors import ConfigError
+
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode.name == "MULTIRUN"
+    try:
+        validate(cfg)
+    except ConfigError as exc:  # a clean message, not a traceback: the user's input is at fault
+        if multirun:  # this job's overrides are bad; the other jobs go on
+            log.error("job %s: %s", hydra_cfg.job.num, exc)
+            sweep.record_failure(hydra_cfg.runtime.output_dir, exc, list(hydra_cfg.overrides.task))
+            return None
+        sys.stderr.write(f"embedlab-train: {exc}\n")
+        raise SystemExit(2) from None
     if cfg.print_config:
         from embedlab.utils import print_config_tree
 
@@ -227,22 +275,24 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     value = metrics.get(cfg.optimized_metric)
     if value is None or value != value:  # missing or NaN: Optuna must not rank it
         if multirun:
-            log.warning("optimized_metric %r is %s (metrics: %s)", cfg.optimized_metric, value, sorted(metrics))
+            log.warning(
+                "optimized_metric %r is %s (metrics: %s)",
+                cfg.optimized_metric,
+                value,
+                sorted(metrics),
+            )
         return None
     return value
 
 
 def main() -> None:
     """Console entry point (``embedlab-train``); exits 1 when a job of a multirun failed."""
-    from embedlab.errors import ConfigError
-
-    try:
-        _hydra_main()
-    except ConfigError as exc:  # pragma: no cover - exercised through the CLI test
-        raise SystemExit(f"embedlab-train: {exc}") from None
+    _hydra_main()
     summary = sweep.LAST_SUMMARY
     if summary and summary["failed"]:
-        raise SystemExit(f"embedlab-train: {len(summary['failed'])} of {summary['jobs']} jobs failed (see {summary['sweep_dir']})")
+        raise SystemExit(
+            f"embedlab-train: {len(summary['failed'])} of {summary['jobs']} jobs failed (see {summary['sweep_dir']})"
+        )
 
 
 if __name__ == "__main__":

@@ -9,21 +9,24 @@ import lightning as L
 
 
 class Throughput(L.Callback):
-    """Times the training epochs (validation inside them excluded), counts training examples."""
+    """Times the training epochs, pausing during validation, and counts training examples.
+
+    Reads ``pl_module.examples_seen`` (the tasks count the examples of every training batch).
+    """
 
     def __init__(self) -> None:
-        self.train_seconds = 0.0
+        self.train_seconds = 0.0  # all epochs so far
         self.examples = 0
-        self._start: float | None = None
+        self._epoch_seconds = 0.0
         self._seen_at_start = 0
+        self._start: float | None = None
 
-    def _pause(self) -> float:
-        if self._start is None:
-            return 0.0
-        elapsed = time.perf_counter() - self._start
-        self.train_seconds += elapsed
-        self._start = None
-        return elapsed
+    def _pause(self) -> None:
+        if self._start is not None:
+            elapsed = time.perf_counter() - self._start
+            self._epoch_seconds += elapsed
+            self.train_seconds += elapsed
+            self._start = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_seconds = 0.0
@@ -31,26 +34,23 @@ class Throughput(L.Callback):
         self._start = time.perf_counter()
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.training or trainer.state.fn == "fit":
-            self._epoch_seconds = getattr(self, "_epoch_seconds", 0.0) + self._pause()
+        self._pause()
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # resume only for validation in the middle of an epoch (val_check_interval < 1)
         if (
-            not trainer.sanity_checking
-            and trainer.state.fn == "fit"
-            and not self._epoch_done(trainer)
+            trainer.state.fn == "fit"
+            and not trainer.sanity_checking
+            and not trainer.fit_loop.epoch_loop.done
         ):
             self._start = time.perf_counter()
 
-    def _epoch_done(self, trainer: L.Trainer) -> bool:
-        return trainer.fit_loop.epoch_loop.done
-
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        seconds = getattr(self, "_epoch_seconds", 0.0) + self._pause()
+        self._pause()
         seen = getattr(pl_module, "examples_seen", 0) - self._seen_at_start
         self.examples += seen
-        if seconds > 0:
-            pl_module.log("perf/examples_per_second", seen / seconds)
+        if self._epoch_seconds > 0:
+            pl_module.log("perf/examples_per_second", seen / self._epoch_seconds)
 
     @property
     def examples_per_second(self) -> float:

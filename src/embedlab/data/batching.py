@@ -1,6 +1,7 @@
 """Vectorised batching from CSR token arrays: no per-example Python work per batch.
 
-``BagBatches`` yields bags for ``nn.EmbeddingBag`` (flat ids + offsets), ``PaddedBatches``
+``BagBatches`` yields bags for ``nn.EmbeddingBag`` (flat ids + offsets), ``SparseBagBatches``
+the same from a scipy CSR bag-of-words matrix (+ its values as per-sample weights), ``PaddedBatches``
 yields ``(B, T)`` ids with a padding mask for sequence models. Both implement
 ``__getitems__`` so a standard ``DataLoader(batch_size=..., shuffle=...)`` (which Lightning
 can re-shard for DDP) hands them a whole list of indices at once.
@@ -12,12 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, DistributedSampler
 
 from embedlab.data.types import EncodedSplit
 
 
-def gather_bags(split: EncodedSplit, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def gather_bags(
+    split: EncodedSplit, index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Concatenate texts ``index`` into (ids (T,), offsets (B,), lengths (B,))."""
     starts = split.offsets[index]
     lengths = split.offsets[index + 1] - starts
@@ -81,3 +84,123 @@ class PaddedBatches(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.__getitems__([i])
+
+
+def csr_to_bags(matrix: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A scipy CSR matrix (rows = texts, columns = vocabulary ids) as EmbeddingBag inputs.
+
+    Returns ``(ids (nnz,), offsets (B,), per_sample_weights (nnz,))``: row ``i``'s column
+    indices are bag ``i`` and its stored values (counts, TF-IDF, ...) the per-sample weights.
+    ``EmbeddingBag(mode="sum")`` over them equals ``matrix @ weight`` (the sparse bag-of-words
+    product), i.e. a bias-free ``nn.Linear`` with ``linear.weight = table.T`` on the dense rows.
+    """
+    import scipy.sparse as sp
+
+    if not sp.issparse(matrix):
+        raise TypeError(f"expected a scipy sparse matrix, got {type(matrix).__name__}")
+    csr = matrix.tocsr()
+    ids = torch.from_numpy(csr.indices.astype("int64", copy=False))
+    offsets = torch.from_numpy(csr.indptr[:-1].astype("int64", copy=False))
+    weights = torch.from_numpy(csr.data.astype("float32", copy=False))
+    return ids, offsets, weights
+
+
+class SparseBagBatches(Dataset):
+    """Batches ``{"ids", "offsets", "per_sample_weights", "labels"}`` from a sparse bag-of-words matrix.
+
+    The data path for a CSR matrix ``(N, V)`` (counts or TF-IDF, e.g. from scikit-learn's
+    vectorizers): row slices become bags whose stored values weight each id. Pair it with
+    ``embedding.mode=sum`` (weights need sum); ``weighted=False`` drops the values (binary bags,
+    any mode).
+    """
+
+    def __init__(self, matrix: Any, labels: Any = None, weighted: bool = True) -> None:
+        import scipy.sparse as sp
+
+        self.matrix = sp.csr_matrix(matrix)
+        self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.int64)
+        self.weighted = weighted
+
+    def __len__(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        ids, offsets, weights = csr_to_bags(self.matrix[list(indices)])
+        batch = {"ids": ids, "offsets": offsets}
+        if self.weighted:
+            batch["per_sample_weights"] = weights
+        if self.labels is not None:
+            batch["labels"] = self.labels[torch.as_tensor(indices, dtype=torch.int64)]
+        return batch
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([i])
+
+
+class LengthBucketSampler(DistributedSampler):
+    """Training order that keeps padding small: sort by length inside large shuffled chunks.
+
+    Each epoch (seeded by ``seed + epoch``): shuffle all indices, cut them into chunks of
+    ``chunk_batches * batch_size``, sort each chunk by length, cut it into batches, shuffle
+    the batches (the one partial batch goes last), flatten. A ``DataLoader`` with the same
+    ``batch_size`` and ``shuffle=False`` then sees length-homogeneous batches in random order.
+
+    It subclasses ``DistributedSampler`` so Lightning leaves it alone under DDP (instead of
+    wrapping it in a sampler that would reshuffle the order): with several processes, rank
+    ``r`` takes batches ``r, r + W, ...`` of the same global order (the partial batch and any
+    remainder are dropped so every rank runs the same number of steps).
+    """
+
+    def __init__(
+        self,
+        lengths: torch.Tensor,  # (N,) tokens per example
+        batch_size: int,
+        chunk_batches: int = 50,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
+        import torch.distributed as dist
+
+        if num_replicas is None:
+            num_replicas = (
+                dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+            )
+        if rank is None:
+            rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        # the parent's bookkeeping (epoch, rank, num_replicas); our own __iter__/__len__
+        super().__init__(
+            range(len(lengths)), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed
+        )
+        self.lengths = torch.as_tensor(lengths)
+        self.batch_size = batch_size
+        self.chunk_batches = max(chunk_batches, 1)
+
+    def _batches(self) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        n = len(self.lengths)
+        perm = torch.randperm(n, generator=g)
+        chunk = self.chunk_batches * self.batch_size
+        full: list[torch.Tensor] = []
+        partial: list[torch.Tensor] = []
+        for start in range(0, n, chunk):
+            idx = perm[start : start + chunk]
+            idx = idx[torch.argsort(self.lengths[idx], stable=True)]
+            for b in idx.split(self.batch_size):
+                (full if len(b) == self.batch_size else partial).append(b)
+        order = torch.randperm(len(full), generator=g).tolist()
+        batches = [full[i] for i in order]
+        if self.num_replicas == 1:
+            return batches + partial  # at most one partial batch, and it is last
+        usable = len(batches) - len(batches) % self.num_replicas
+        return batches[self.rank : usable : self.num_replicas]
+
+    def __iter__(self):  # type: ignore[override]
+        batches = self._batches()
+        return iter(torch.cat(batches).tolist() if batches else [])
+
+    def __len__(self) -> int:
+        n = len(self.lengths)
+        if self.num_replicas == 1:
+            return n
+        return (n // self.batch_size) // self.num_replicas * self.batch_size

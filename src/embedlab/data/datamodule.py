@@ -11,10 +11,12 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
-from embedlab.data.batching import BagBatches, PaddedBatches, identity_collate
+from embedlab.data.batching import BagBatches, LengthBucketSampler, PaddedBatches, identity_collate
+from embedlab.data.cache import tokenize_splits
 from embedlab.data.sources import load_dataset
-from embedlab.data.tokenizer import build_tokenizer, encode, special_tokens, vocabulary
+from embedlab.data.tokenizer import add_ngrams, encode, ngram_vocabulary, special_tokens, vocabulary
 from embedlab.data.types import EncodedSplit, TextDataset
+from embedlab.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,9 @@ class ClassificationDataModule(L.LightningDataModule):
     All work happens once in :meth:`setup`; batches are gathered with tensor ops only.
     """
 
-    def __init__(self, data_cfg: Any, tokenizer_cfg: Any, paths_cfg: Any, seed: int, layout: str = "bag") -> None:
+    def __init__(
+        self, data_cfg: Any, tokenizer_cfg: Any, paths_cfg: Any, seed: int, layout: str = "bag"
+    ) -> None:
         super().__init__()
         if layout not in ("bag", "padded"):
             raise ValueError(f"layout must be 'bag' or 'padded', got {layout!r}")
@@ -45,26 +49,67 @@ class ClassificationDataModule(L.LightningDataModule):
         if self.encoded:
             return
         self.dataset = load_dataset(self.data_cfg, self.paths_cfg, self.seed)
-        train = self.dataset.splits["train"]
-        self.tokenizer = build_tokenizer(self.tokenizer_cfg, train.texts)
+        self.tokenizer, encoded, self.cache_status = tokenize_splits(
+            self.dataset,
+            self.tokenizer_cfg,
+            self.data_cfg.max_len,
+            getattr(self.paths_cfg, "cache_dir", None),
+            enabled=self.data_cfg.cache,
+        )
         self.vocab = vocabulary(self.tokenizer)
-        for name, split in self.dataset.splits.items():
-            self.encoded[name] = encode(self.tokenizer, split.texts, split.labels, self.data_cfg.max_len)
+        n, buckets = (
+            getattr(self.tokenizer_cfg, "ngrams", 1),
+            getattr(self.tokenizer_cfg, "ngram_buckets", 0),
+        )
+        word_vocab = len(self.vocab)
+        self.encoded = {k: add_ngrams(v, n, buckets, word_vocab) for k, v in encoded.items()}
+        self.vocab = self.vocab + ngram_vocabulary(n, buckets)
         self._check_labels()
         log.info(
-            "data: %s | vocab %d | %s",
-            self.data_cfg.source,
-            len(self.vocab),
+            "data: %s | vocab %d%s | tokenized cache: %s | %s",
+            self.dataset.info.get("name", self.data_cfg.source),
+            word_vocab,
+            f" + {buckets} n-gram buckets" if n > 1 else "",
+            self.cache_status,
             ", ".join(f"{k} {len(v)}" for k, v in self.encoded.items()),
         )
+
+    def extend_vocabulary(self, words: list[str]) -> None:
+        """Append ``words`` to a word-level vocabulary (new ids at the end) and re-encode.
+
+        Used when pretrained vectors extend the vocabulary (``pretrained.restrict_to_vocab``
+        false): words of the vector file that training never saw get ids of their own.
+        """
+        from tokenizers import models
+
+        new = [w for w in words if w not in set(self.vocab)]
+        if not new:
+            return
+        if type(self.tokenizer.model).__name__ != "WordLevel":
+            raise ValueError(
+                "only a word-level tokenizer (tokenizer.kind=word) can take extra words"
+            )
+        ids = {w: i for i, w in enumerate(self.vocab)}
+        ids.update({w: len(self.vocab) + k for k, w in enumerate(new)})
+        self.tokenizer.model = models.WordLevel(vocab=ids, unk_token=self.tokenizer_cfg.unk_token)
+        self.vocab = vocabulary(self.tokenizer)
+        assert self.dataset is not None
+        for name, split in self.dataset.splits.items():
+            self.encoded[name] = encode(
+                self.tokenizer, split.texts, split.labels, self.data_cfg.max_len
+            )
+        log.info("vocabulary extended by %d pretrained words to %d", len(new), len(self.vocab))
 
     def _check_labels(self) -> None:
         n = self.num_classes
         for name, split in self.encoded.items():
             if split.labels is None:
-                raise ValueError(f"data split {name!r} has no labels; classification needs them")
+                raise DataError(
+                    f"data split {name!r} has no labels; classification needs them "
+                    "(set data.label_column, or use an LM task for unlabelled text)"
+                )
             if len(split.labels) and (split.labels.min() < 0 or split.labels.max() >= n):
-                raise ValueError(f"data split {name!r} has label ids outside [0, {n})")
+                raise DataError(f"data split {name!r} has label ids outside [0, {n})")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -101,10 +146,21 @@ class ClassificationDataModule(L.LightningDataModule):
         return PaddedBatches(self.encoded[split], self.pad_id)
 
     def _loader(self, split: str, train: bool) -> DataLoader:
+        batch_size = self.data_cfg.batch_size if train else self.data_cfg.eval_batch_size
+        sampler = None
+        if train and self.layout == "padded" and self.data_cfg.length_buckets > 0:
+            # length-homogeneous batches in random order: little padding (see LengthBucketSampler)
+            sampler = LengthBucketSampler(
+                self.encoded[split].lengths,
+                batch_size,
+                self.data_cfg.length_buckets,
+                seed=self.seed,
+            )
         return DataLoader(
             self._dataset(split),
-            batch_size=self.data_cfg.batch_size if train else self.data_cfg.eval_batch_size,
-            shuffle=train,
+            batch_size=batch_size,
+            shuffle=train and sampler is None,
+            sampler=sampler,
             collate_fn=identity_collate,
             num_workers=self.data_cfg.num_workers,
             persistent_workers=self.data_cfg.num_workers > 0,

@@ -38,8 +38,11 @@ def special_tokens(cfg: Any) -> list[str]:
 
 def build_tokenizer(cfg: Any, train_texts: Sequence[str]) -> Tokenizer:
     """Train a tokenizer on ``train_texts`` (or load ``cfg.path``)."""
-    if cfg.path:
-        return Tokenizer.from_file(str(cfg.path))
+    if cfg.path:  # e.g. a Hugging Face model's tokenizer.json: batching pads, not the tokenizer
+        tok = Tokenizer.from_file(str(cfg.path))
+        tok.no_padding()
+        tok.no_truncation()
+        return tok
     kind = _value(cfg.kind)
     steps = []
     norm = _value(cfg.normalization)
@@ -60,7 +63,11 @@ def build_tokenizer(cfg: Any, train_texts: Sequence[str]) -> Tokenizer:
             special_tokens=specials,
             show_progress=False,
         )
-        split = pre_tokenizers.Whitespace() if cfg.split_punctuation else pre_tokenizers.WhitespaceSplit()
+        split = (
+            pre_tokenizers.Whitespace()
+            if cfg.split_punctuation
+            else pre_tokenizers.WhitespaceSplit()
+        )
         tok.pre_tokenizer = split
         tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with spaces
     elif kind == "bpe":
@@ -109,9 +116,7 @@ def encode(
     lengths = np.fromiter((len(ids) for ids in id_lists), dtype=np.int64, count=len(id_lists))
     offsets = np.zeros(len(id_lists) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    flat = np.fromiter(
-        (i for ids in id_lists for i in ids), dtype=np.int64, count=int(offsets[-1])
-    )
+    flat = np.fromiter((i for ids in id_lists for i in ids), dtype=np.int64, count=int(offsets[-1]))
     return EncodedSplit(
         ids=torch.from_numpy(flat),
         offsets=torch.from_numpy(offsets),
@@ -122,3 +127,56 @@ def encode(
 def token_counts(split: EncodedSplit, vocab_size: int) -> torch.Tensor:
     """How often each id occurs in ``split`` (e.g. for coverage and the projector)."""
     return torch.bincount(split.ids, minlength=vocab_size)
+
+
+_NGRAM_PRIMES = (1, 116049371, 2654435761)  # one multiplier per position in the n-gram
+
+
+def add_ngrams(split: EncodedSplit, n: int, buckets: int, vocab_size: int) -> EncodedSplit:
+    """Append hashed word n-grams (orders 2..n) to every text, fastText-style.
+
+    The n-gram of ids ``(a, b[, c])`` becomes id ``vocab_size + hash(a, b[, c]) % buckets``, so
+    the embedding table needs ``vocab_size + buckets`` rows. N-grams never cross text
+    boundaries; each text's unigrams come first, then its bigrams, then its trigrams.
+    """
+    if n <= 1:
+        return split
+    ids = split.ids.numpy()
+    offsets = split.offsets.numpy()
+    lengths = offsets[1:] - offsets[:-1]
+    text_of = np.repeat(
+        np.arange(len(lengths), dtype=np.int64), lengths
+    )  # (T,) text index per token
+    pieces_ids = [ids]
+    pieces_text = [text_of]
+    pieces_order = [np.zeros(len(ids), dtype=np.int64)]
+    for order in range(2, n + 1):
+        if len(ids) < order:
+            break
+        starts = np.arange(len(ids) - order + 1)
+        same = text_of[starts] == text_of[starts + order - 1]  # n-gram inside one text
+        starts = starts[same]
+        h = np.zeros(len(starts), dtype=np.uint64)
+        for j in range(order):
+            h = h * np.uint64(_NGRAM_PRIMES[1]) + ids[starts + j].astype(np.uint64) * np.uint64(
+                _NGRAM_PRIMES[j]
+            )
+        pieces_ids.append(vocab_size + (h % np.uint64(buckets)).astype(np.int64))
+        pieces_text.append(text_of[starts])
+        pieces_order.append(np.full(len(starts), order - 1, dtype=np.int64))
+    all_ids = np.concatenate(pieces_ids)
+    all_text = np.concatenate(pieces_text)
+    order_key = np.lexsort((np.concatenate(pieces_order), all_text))  # by text, then n-gram order
+    new_lengths = np.bincount(all_text, minlength=len(lengths)).astype(np.int64)
+    new_offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(new_lengths, out=new_offsets[1:])
+    return EncodedSplit(
+        ids=torch.from_numpy(np.ascontiguousarray(all_ids[order_key])),
+        offsets=torch.from_numpy(new_offsets),
+        labels=split.labels,
+    )
+
+
+def ngram_vocabulary(n: int, buckets: int) -> list[str]:
+    """Names of the n-gram bucket rows (appended to the vocabulary when ``n > 1``)."""
+    return [f"<ngram:{i}>" for i in range(buckets)] if n > 1 else []

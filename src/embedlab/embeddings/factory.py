@@ -13,6 +13,7 @@ from torch import nn
 
 from embedlab.embeddings.init import initialize
 from embedlab.embeddings.pretrained import AlignedVectors
+from embedlab.errors import ConfigError
 
 
 def build_embedding(
@@ -25,10 +26,20 @@ def build_embedding(
     """Create the table for ``num_embeddings`` rows with ``cfg`` (an EmbeddingConfig).
 
     ``pad_idx`` is the <pad> id; it becomes ``padding_idx`` when ``cfg.padding_idx`` is set.
-    With ``pretrained``, found rows are copied in and the others use ``cfg.init``.
+    With ``pretrained``, found rows are copied in and the others use ``cfg.init`` (the OOV
+    initializer). ``freeze`` (or a pending ``unfreeze_at_epoch``) turns the gradient off.
     """
     padding_idx = pad_idx if cfg.padding_idx else None
+    if pretrained is not None and cfg.dim is not None and cfg.dim != pretrained.dim:
+        raise ConfigError(
+            [
+                f"embedding.dim: {cfg.dim} but the pretrained vectors ({pretrained.stats.get('file', 'source')}) "
+                f"have dim {pretrained.dim}; set embedding.dim={pretrained.dim} or null"
+            ]
+        )
     dim = cfg.dim if pretrained is None else pretrained.dim
+    if dim is None:
+        raise ConfigError(["embedding.dim: null needs pretrained vectors to take the dim from"])
     common: dict[str, Any] = dict(
         num_embeddings=num_embeddings,
         embedding_dim=dim,
@@ -39,7 +50,9 @@ def build_embedding(
         sparse=cfg.sparse,
     )
     if bag:
-        layer: nn.Embedding | nn.EmbeddingBag = nn.EmbeddingBag(mode=str(cfg.mode.value if hasattr(cfg.mode, "value") else cfg.mode), **common)
+        layer: nn.Embedding | nn.EmbeddingBag = nn.EmbeddingBag(
+            mode=str(cfg.mode.value if hasattr(cfg.mode, "value") else cfg.mode), **common
+        )
     else:
         layer = nn.Embedding(**common)
     initialize(layer.weight.data, cfg.init, cfg.init_args)

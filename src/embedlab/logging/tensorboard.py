@@ -36,3 +36,13 @@ def log_config_text(writer: SummaryWriter, yaml_text: str) -> None:
     indented = "\n".join("    " + line for line in yaml_text.splitlines())
     writer.add_text("config", indented, 0)
     writer.flush()
+
+
+def log_embedding_report(writer: SummaryWriter, report: dict[str, Any]) -> None:
+    """Pretrained-vector coverage as scalars (``embedding/coverage_*``) and a text table."""
+    for key, value in report.items():
+        if key.startswith("coverage") and isinstance(value, int | float):
+            writer.add_scalar(f"embedding/{key}", float(value), 0)
+    rows = "\n".join(f"| {k} | {v} |" for k, v in report.items())
+    writer.add_text("embedding/pretrained", "| key | value |\n|---|---|\n" + rows, 0)
+    writer.flush()

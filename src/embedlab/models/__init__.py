@@ -1,7 +1,9 @@
 """Models: plain ``nn.Module``s that know nothing of Lightning, Hydra or files.
 
 ``MODELS`` maps ``model.name`` to a :class:`ModelSpec`: how to build the model from its
-config, a built embedding layer and the number of outputs, and which batch layout it eats.
+config, a built embedding layer and the number of outputs, and which batch layout it eats:
+"bag" (flat ids + offsets), "padded" ((B, T) ids + mask) or "causal" ((B, T) ids + next-token
+targets, for ``task=lm``).
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from typing import Any
 from torch import nn
 
 from embedlab.models.bag_of_embeddings import BagOfEmbeddings
+from embedlab.models.transformer import TransformerClassifier, TransformerEncoder, TransformerLM
 from embedlab.registry import Registry
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     build: Callable[[Any, nn.Module, int], nn.Module]  # (model_cfg, embedding, num_outputs)
-    layout: str  # "bag" (flat ids + offsets) or "padded" ((B, T) ids + mask)
+    layout: str  # "bag" (flat ids + offsets), "padded" ((B, T) ids + mask) or "causal" (LM)
     bag_embedding: bool  # whether the factory builds nn.EmbeddingBag (else nn.Embedding)
 
 
@@ -38,4 +41,43 @@ def _build_boe(cfg: Any, embedding: nn.Module, num_outputs: int) -> nn.Module:
 
 MODELS.register("boe")(ModelSpec(_build_boe, layout="bag", bag_embedding=True))
 
-__all__ = ["MODELS", "BagOfEmbeddings", "ModelSpec"]
+
+def _encoder(cfg: Any, embedding: nn.Module) -> TransformerEncoder:
+    return TransformerEncoder(
+        embedding,
+        d_model=cfg.d_model,
+        nhead=cfg.nhead,
+        num_layers=cfg.num_layers,
+        dim_feedforward=cfg.dim_feedforward,
+        dropout=cfg.dropout,
+        activation=cfg.activation,
+        norm_first=cfg.norm_first,
+        positional=cfg.positional,
+        max_positions=cfg.max_positions,
+    )
+
+
+def _build_transformer(cfg: Any, embedding: nn.Module, num_outputs: int) -> nn.Module:
+    return TransformerClassifier(
+        _encoder(cfg, embedding), num_outputs, pooling=cfg.pooling, dropout=cfg.dropout
+    )
+
+
+def _build_transformer_lm(cfg: Any, embedding: nn.Module, num_outputs: int) -> nn.Module:
+    # num_outputs is the vocabulary size; the LM head reads it from the embedding
+    return TransformerLM(_encoder(cfg, embedding), tie_weights=cfg.tie_weights)
+
+
+MODELS.register("transformer")(ModelSpec(_build_transformer, layout="padded", bag_embedding=False))
+MODELS.register("transformer_lm")(
+    ModelSpec(_build_transformer_lm, layout="causal", bag_embedding=False)
+)
+
+__all__ = [
+    "MODELS",
+    "BagOfEmbeddings",
+    "ModelSpec",
+    "TransformerClassifier",
+    "TransformerEncoder",
+    "TransformerLM",
+]

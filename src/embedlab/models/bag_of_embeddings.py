@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
+
+from embedlab.data.batching import csr_to_bags
 
 
 class BagOfEmbeddings(nn.Module):
@@ -41,9 +44,26 @@ class BagOfEmbeddings(nn.Module):
 
     def forward(
         self,
-        ids: torch.Tensor,  # (T,) token ids of all bags, concatenated
-        offsets: torch.Tensor,  # (B,) start of each bag in ids
+        ids: torch.Tensor | None = None,  # (T,) token ids of all bags, concatenated
+        offsets: torch.Tensor | None = None,  # (B,) start of each bag in ids
         per_sample_weights: torch.Tensor | None = None,  # (T,) weights (sum mode)
+        csr: Any = None,  # or a scipy CSR matrix (B, V): its values become the weights
     ) -> torch.Tensor:
-        pooled = self.embedding(ids, offsets, per_sample_weights=per_sample_weights)  # (B, D)
+        if csr is not None:
+            ids, offsets, per_sample_weights = csr_to_bags(csr)  # (nnz,), (B,), (nnz,)
+            ids, offsets = (
+                ids.to(self.embedding.weight.device),
+                offsets.to(self.embedding.weight.device),
+            )
+            per_sample_weights = per_sample_weights.to(self.embedding.weight)
+        pooled = self.pool(ids, offsets, per_sample_weights)  # (B, D)
         return self.head(pooled)  # (B, C)
+
+    def pool(
+        self,
+        ids: torch.Tensor,  # (T,)
+        offsets: torch.Tensor,  # (B,)
+        per_sample_weights: torch.Tensor | None = None,  # (T,)
+    ) -> torch.Tensor:
+        """The reduced bag (B, D): for a CSR batch in sum mode, ``csr @ embedding.weight``."""
+        return self.embedding(ids, offsets, per_sample_weights=per_sample_weights)  # (B, D)

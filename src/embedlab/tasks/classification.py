@@ -30,6 +30,7 @@ class ClassificationTask(L.LightningModule):
         embedding_lr: float | None = None,
         label_smoothing: float = 0.0,
         checkpoint_extra: dict[str, Any] | None = None,
+        unfreeze_later: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
@@ -38,6 +39,8 @@ class ClassificationTask(L.LightningModule):
         self.scheduler_cfg = scheduler_cfg
         self.embedding = embedding  # the same module as inside the model, for param groups
         self.embedding_lr = embedding_lr
+        self.unfreeze_later = unfreeze_later  # a frozen table joins the optimizer up front
+        self.embedding_report: dict[str, Any] = {}  # pretrained coverage (set by the task setup)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         metrics = MetricCollection(
             {
@@ -56,7 +59,9 @@ class ClassificationTask(L.LightningModule):
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         return self.model(**inputs)
 
-    def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _step(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = self(batch)
         loss = self.loss_fn(logits, batch["labels"])
         return loss, logits.argmax(dim=-1), batch["labels"]
@@ -68,13 +73,10 @@ class ClassificationTask(L.LightningModule):
         loss, preds, labels = self._step(batch)
         n = labels.numel()
         self.examples_seen += n
-        self.train_metrics.update(preds, labels)
+        self.train_metrics(preds, labels)  # batch values now, epoch values accumulated
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log_dict(self.train_metrics, on_step=True, on_epoch=True, batch_size=n)
         return loss
-
-    def on_train_epoch_end(self) -> None:
-        self.log_dict(self.train_metrics.compute())
-        self.train_metrics.reset()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss, preds, labels = self._step(batch)
@@ -98,10 +100,20 @@ class ClassificationTask(L.LightningModule):
         self.test_metrics.reset()
 
     def configure_optimizers(self) -> Any:
-        groups = param_groups(self.model, self.optimizer_cfg, self.embedding, self.embedding_lr)
+        groups = param_groups(
+            self.model,
+            self.optimizer_cfg,
+            self.embedding,
+            self.embedding_lr,
+            unfreeze_later=self.unfreeze_later,
+        )
         optimizer = build_optimizer(groups, self.optimizer_cfg)
         interval = self.scheduler_cfg.interval
-        total = self.trainer.estimated_stepping_batches if interval == "step" else self.trainer.max_epochs
+        total = (
+            self.trainer.estimated_stepping_batches
+            if interval == "step"
+            else self.trainer.max_epochs
+        )
         scheduler = build_scheduler(optimizer, self.scheduler_cfg, int(total))
         if scheduler is None:
             return optimizer

@@ -1,7 +1,10 @@
 """Optimizers and learning-rate schedules from config, with embedding parameter groups.
 
 The embedding table gets its own parameter group (own ``embedding.lr`` when fine-tuning,
-no weight decay); frozen parameters are left out of the optimizer entirely.
+no weight decay); frozen parameters are left out of the optimizer entirely (a table that will
+be unfrozen later is registered up front). A table with sparse gradients
+(``embedding.sparse``) is trained by ``SparseAdam`` beside the dense optimizer, through
+:class:`CompositeOptimizer`, so every task that uses these builders gets it.
 """
 
 from __future__ import annotations
@@ -32,11 +35,20 @@ def optimizer_problems(cfg: Any) -> list[str]:
     return check_kwargs("optimizer.kwargs", OPTIMIZERS.get(cfg.name), dict(cfg.kwargs))
 
 
-def param_groups(model: nn.Module, cfg: Any, embedding: nn.Module | None, embedding_lr: float | None) -> list[dict]:
+def param_groups(
+    model: nn.Module,
+    cfg: Any,
+    embedding: nn.Module | None,
+    embedding_lr: float | None,
+    unfreeze_later: bool = False,
+) -> list[dict]:
     """Trainable parameters split into the embedding group and the rest.
 
-    Frozen parameters (``requires_grad`` false) are still registered in a group when the
-    embedding may be unfrozen later, so the optimizer picks them up once they get gradients.
+    A frozen embedding (``requires_grad`` false) is left out of the optimizer entirely,
+    unless ``unfreeze_later``: then it is registered in its group from the start, so the
+    optimizer updates it as soon as it gets gradients (optimizers skip params whose grad
+    is None). The embedding group is marked ``sparse`` when the table makes sparse
+    gradients; :func:`build_optimizer` gives that group a sparse-capable optimizer.
     """
     emb_params = list(embedding.parameters()) if embedding is not None else []
     emb_ids = {id(p) for p in emb_params}
@@ -44,19 +56,117 @@ def param_groups(model: nn.Module, cfg: Any, embedding: nn.Module | None, embedd
     for name, p in model.named_parameters():
         if id(p) in emb_ids or not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or name.endswith(".bias") or "norm" in name.lower() else decay).append(p)
+        (
+            no_decay if p.ndim < 2 or name.endswith(".bias") or "norm" in name.lower() else decay
+        ).append(p)
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay, "name": "decay"},
         {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
     ]
+    emb_params = [p for p in emb_params if p.requires_grad or unfreeze_later]
     if emb_params:
-        groups.append({"params": emb_params, "weight_decay": 0.0, "lr": embedding_lr or cfg.lr, "name": "embedding"})
+        sparse = bool(getattr(embedding, "sparse", False))
+        groups.append(
+            {
+                "params": emb_params,
+                "weight_decay": 0.0,
+                "lr": embedding_lr or cfg.lr,
+                "name": "embedding",
+                "sparse": sparse,
+            }
+        )
     return [g for g in groups if g["params"]]
 
 
+class CompositeOptimizer(torch.optim.Optimizer):
+    """Several optimizers stepped as one (e.g. Adam for dense params + SparseAdam for a sparse table).
+
+    ``param_groups`` is the concatenation of the members' groups (the very same dicts), so an
+    LR scheduler, Lightning's LearningRateMonitor and gradient zeroing see every group; the
+    closure (forward + backward) runs once per step. Checkpoints hold each member's state.
+    """
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        # no super().__init__: the members own the parameters and their state
+        self.optimizers = list(optimizers)
+        self.defaults = dict(self.optimizers[0].defaults)
+        self._optimizer_step_pre_hooks: dict = {}
+        self._optimizer_step_post_hooks: dict = {}
+        self._optimizer_state_dict_pre_hooks: dict = {}
+        self._optimizer_state_dict_post_hooks: dict = {}
+        self._optimizer_load_state_dict_pre_hooks: dict = {}
+        self._optimizer_load_state_dict_post_hooks: dict = {}
+
+    @property
+    def param_groups(self) -> list[dict]:  # type: ignore[override]
+        return [g for opt in self.optimizers for g in opt.param_groups]
+
+    @param_groups.setter
+    def param_groups(self, value: list[dict]) -> None:  # torch's base class never calls this here
+        raise AttributeError(
+            "CompositeOptimizer.param_groups is the members' groups; set them there"
+        )
+
+    @property
+    def state(self) -> dict:  # type: ignore[override]
+        merged: dict = {}
+        for opt in self.optimizers:
+            merged.update(opt.state)
+        return merged
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for opt in self.optimizers:
+            opt.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"optimizers": [opt.state_dict() for opt in self.optimizers]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
+        states = state_dict["optimizers"]
+        if len(states) != len(self.optimizers):
+            raise ValueError(
+                f"checkpoint holds {len(states)} optimizers, this run builds {len(self.optimizers)}"
+            )
+        for opt, st in zip(self.optimizers, states, strict=True):
+            opt.load_state_dict(st)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        raise NotImplementedError("add the group to one of CompositeOptimizer.optimizers")
+
+    def __repr__(self) -> str:
+        inner = ", ".join(type(o).__name__ for o in self.optimizers)
+        return f"CompositeOptimizer({inner})"
+
+
 def build_optimizer(groups: list[dict], cfg: Any) -> torch.optim.Optimizer:
+    """The configured optimizer over ``groups``; groups marked ``sparse`` get ``SparseAdam``.
+
+    With both kinds, the result is a :class:`CompositeOptimizer` (dense optimizer first).
+    """
     cls = OPTIMIZERS.get(cfg.name)
-    return cls(groups, lr=cfg.lr, **dict(cfg.kwargs))
+    dense = [g for g in groups if not g.get("sparse")]
+    sparse = [g for g in groups if g.get("sparse")]
+    optimizers: list[torch.optim.Optimizer] = []
+    if dense:
+        optimizers.append(cls(dense, lr=cfg.lr, **dict(cfg.kwargs)))
+    if sparse:
+        betas = tuple(cfg.kwargs.get("betas", (0.9, 0.999)))
+        eps = float(cfg.kwargs.get("eps", 1e-8))
+        sparse = [{k: v for k, v in g.items() if k != "weight_decay"} for g in sparse]
+        optimizers.append(torch.optim.SparseAdam(sparse, lr=cfg.lr, betas=betas, eps=eps))
+    if not optimizers:
+        raise ValueError("no trainable parameters: everything is frozen")
+    return optimizers[0] if len(optimizers) == 1 else CompositeOptimizer(optimizers)
 
 
 # --------------------------------------------------------------------------- schedules
@@ -86,9 +196,15 @@ def _step(t: int, total: int, step_size: int = 1000, gamma: float = 0.1) -> floa
 
 
 def scheduler_problems(cfg: Any) -> list[str]:
-    fn = SCHEDULERS.get(cfg.name)
-    problems = check_kwargs("scheduler.kwargs", fn, dict(cfg.kwargs))
-    return [p for p in problems if ".t:" not in p and ".total:" not in p]
+    kwargs = dict(cfg.kwargs)
+    problems = check_kwargs("scheduler.kwargs", SCHEDULERS.get(cfg.name), kwargs)
+    # t and total are supplied by build_scheduler, never by config
+    problems += [
+        f"scheduler.kwargs.{k}: set by embedlab, not by config"
+        for k in ("t", "total")
+        if k in kwargs
+    ]
+    return problems
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, total_steps: int) -> dict | None:

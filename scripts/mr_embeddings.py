@@ -1,0 +1,180 @@
+"""MR (Pang & Lee 2005) with a bag of embeddings: random init vs GloVe 6B 50d frozen vs fine-tuned.
+
+Trains each variant over several seeds through ``embedlab.train.train`` and prints test
+accuracy (mean ± std) next to Kim (2014) Table 2's CNN-rand / CNN-static / CNN-non-static.
+MR is read from ``--mr`` (``train.tsv``/``test.tsv``, ``label<TAB>text``) through a small data
+source registered by this script (``mr_tsv``), until the project ships ``data=mr``.
+
+    EMBEDLAB_NUM_THREADS=1 python scripts/mr_embeddings.py --glove-dir /tmp/glove --seeds 1 2 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+KIM = {
+    "rand": ("CNN-rand", 76.1),
+    "static": ("CNN-static", 81.0),
+    "non-static": ("CNN-non-static", 81.5),
+}
+
+
+def register_mr_source() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    from embedlab.config import DATA_SCHEMAS, DataCommon
+    from embedlab.data.sources import DATA_SOURCES
+    from embedlab.data.types import TextDataset, TextSplit
+
+    @dataclass
+    class MrTsvConfig(DataCommon):
+        source: str = "mr_tsv"
+        folder: str = ""  # holds train.tsv and test.tsv (label<TAB>text, no header)
+
+    def read(path: Path) -> TextSplit:
+        labels, texts = [], []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            label, text = line.split("\t", 1)
+            labels.append(int(label))
+            texts.append(text)
+        return TextSplit(texts=texts, labels=np.asarray(labels, dtype=np.int64))
+
+    @DATA_SOURCES.register("mr_tsv")
+    def load_mr(cfg, paths):  # type: ignore[no-untyped-def]
+        folder = Path(cfg.folder)
+        splits = {"train": read(folder / "train.tsv"), "test": read(folder / "test.tsv")}
+        return TextDataset(
+            splits=splits, label_names=["negative", "positive"], info={"source": "mr_tsv"}
+        )
+
+    DATA_SCHEMAS["mr_tsv"] = MrTsvConfig
+    ConfigStore.instance().store(group="schema/data", name="mr_tsv", node=MrTsvConfig)
+    globals()["MrTsvConfig"] = MrTsvConfig
+
+
+VARIANTS = {
+    "rand": [
+        "embedding=uniform",
+        "embedding.init_args.a=-0.25",
+        "embedding.init_args.b=0.25",
+        "embedding.dim=50",
+    ],
+    "static": ["embedding=pretrained", "pretrained=glove", "embedding.freeze=true"],
+    "non-static": ["embedding=pretrained", "pretrained=glove", "embedding.freeze=false"],
+}
+COMMON = [
+    "print_config=false",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "callbacks.rich_progress=false",
+    "logger.tensorboard=true",
+    "tokenizer.split_punctuation=false",  # MR is already tokenised
+    "model.hidden_dims=[100]",
+    "model.dropout=0.5",
+    "embedding.mode=mean",
+    "optimizer=adamw",
+    "optimizer.lr=0.003",
+    "trainer.max_epochs=15",
+]
+
+
+def run(variant: str, seed: int, args: argparse.Namespace) -> dict:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf, open_dict
+
+    from embedlab.paths import config_dir
+    from embedlab.train import train
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[*COMMON, *VARIANTS[variant], f"seed={seed}", "pretrained.download=false"]
+            if variant != "rand"
+            else [*COMMON, *VARIANTS[variant], f"seed={seed}"],
+        )
+    out = args.out / f"{variant}-seed{seed}"
+    with open_dict(cfg):
+        cfg.data = OmegaConf.structured(
+            globals()["MrTsvConfig"](folder=str(args.mr), batch_size=50)
+        )
+        cfg.paths.output_dir = str(out)
+        cfg.paths.cache_dir = str(args.out / "cache")
+        cfg.paths.vector_cache = str(args.glove_dir)
+        if variant != "rand":
+            cfg.pretrained.cache_dir = str(args.glove_dir)
+        cfg.task_name = f"mr-{variant}"
+    return train(cfg)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--mr", type=Path, default=ROOT.parent / "shared" / "data" / "mr")
+    ap.add_argument(
+        "--glove-dir",
+        type=Path,
+        default=Path(os.environ.get("EMBEDLAB_VECTOR_CACHE", ".vector_cache")),
+    )
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--out", type=Path, default=Path("outputs/mr_embeddings"))
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    args = ap.parse_args()
+    register_mr_source()
+
+    results: dict[str, list[dict]] = {}
+    for variant in args.variants:
+        for seed in args.seeds:
+            m = run(variant, seed, args)
+            keep = {
+                k: m.get(k)
+                for k in (
+                    "test/acc",
+                    "val/acc_best",
+                    "epochs",
+                    "wall_seconds",
+                    "embedding/coverage_types",
+                    "embedding/coverage_tokens",
+                )
+            }
+            results.setdefault(variant, []).append({"seed": seed, **keep})
+            print(json.dumps({"variant": variant, **results[variant][-1]}), flush=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    print(
+        "\n| embedding (BoE, mean, MLP 100, 15 epochs) | test acc % (mean ± std, seeds "
+        + " ".join(map(str, args.seeds))
+        + ") | Kim 2014 CNN |"
+    )
+    print("|---|---|---|")
+    names = {
+        "rand": "random U(-0.25, 0.25), dim 50",
+        "static": "GloVe 6B 50d, frozen",
+        "non-static": "GloVe 6B 50d, fine-tuned",
+    }
+    for variant, rows in results.items():
+        accs = [100 * r["test/acc"] for r in rows]
+        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        kim_name, kim_acc = KIM[variant]
+        print(
+            f"| {names[variant]} | {statistics.mean(accs):.1f} ± {std:.1f} | {kim_name} {kim_acc} |"
+        )
+    cov = results.get("static", [{}])[0]
+    if cov.get("embedding/coverage_tokens"):
+        print(
+            f"\nGloVe coverage of MR: {cov['embedding/coverage_types']:.1f}% of vocabulary types, {cov['embedding/coverage_tokens']:.1f}% of training tokens"
+        )
+
+
+if __name__ == "__main__":
+    main()

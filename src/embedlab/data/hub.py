@@ -1,0 +1,211 @@
+"""Datasets through ``datasets.load_dataset``: the Hugging Face hub or a local builder.
+
+``data.name`` is a hub id (``fancyzhx/ag_news``) or a builder over local files (``csv``,
+``json``, ``text``, ``parquet`` with ``data.data_files``) -- both go through the same code, so
+the tests exercise it offline. A hub id that cannot be reached fails fast with a
+:class:`DataError` saying what to do (connect, pre-fill the cache, or use ``data=files``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from embedlab.data.files import BadRows, LabelEncoder
+from embedlab.data.types import TextDataset, TextSplit
+from embedlab.errors import DataError
+
+log = logging.getLogger(__name__)
+
+LOCAL_BUILDERS = ("csv", "json", "text", "parquet", "arrow", "pandas")
+
+
+def _offline() -> bool:
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes")
+        for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def hub_reachable(timeout: float = 3.0) -> tuple[bool, str]:
+    """Can we open a TCP connection to the hub (``HF_ENDPOINT``) within ``timeout`` seconds?"""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = (
+        url.hostname or "huggingface.co",
+        url.port or (443 if url.scheme == "https" else 80),
+    )
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True, ""
+    except OSError as exc:
+        return False, f"{host}:{port}: {exc}"
+
+
+def _unreachable(cfg: Any, exc: BaseException | str) -> DataError:
+    where = f"{cfg.name}" + (f" ({cfg.subset})" if cfg.subset else "")
+    mode = (
+        "offline mode (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set) and it is not in the cache"
+        if _offline()
+        else "the hub could not be reached"
+    )
+    return DataError(
+        f"hub dataset {where}: {mode}: {exc if isinstance(exc, str) else type(exc).__name__ + ': ' + str(exc).splitlines()[0][:200]}\n"
+        "  - connect to the network once (the dataset is then cached under HF_DATASETS_CACHE), or\n"
+        "  - if it is already in your cache, set HF_DATASETS_OFFLINE=1 to use it without the network, or\n"
+        "  - copy a machine's ~/.cache/huggingface/datasets here and set HF_DATASETS_OFFLINE=1, or\n"
+        "  - export the splits to CSV/TSV/JSONL and train with data=files data.train=... data.test=..."
+    )
+
+
+def _load(cfg: Any) -> Any:
+    try:
+        import datasets
+    except ImportError as exc:  # the optional extra
+        raise DataError(
+            "data.source=hub needs the 'datasets' package: pip install 'embedlab[data]'"
+        ) from exc
+    datasets.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    local = cfg.name in LOCAL_BUILDERS
+    if local and not cfg.data_files:
+        raise DataError(
+            f"data.name={cfg.name!r} is a local builder: set data.data_files={{train: PATH, ...}}"
+        )
+    if local:
+        for split, files in _plain(cfg.data_files).items():
+            for f in [files] if isinstance(files, str) else files:
+                if not os.path.exists(f):
+                    raise DataError(f"file not found (data.data_files.{split})", f)
+    elif not _offline():
+        # fail in seconds, not after datasets' minute of retries, when there is no network
+        ok, why = hub_reachable()
+        if not ok:
+            raise _unreachable(cfg, f"cannot connect to {why}")
+    try:
+        return datasets.load_dataset(
+            cfg.name,
+            cfg.subset,
+            data_files=_plain(cfg.data_files),
+            revision=cfg.revision,
+            cache_dir=cfg.cache_dir,
+            streaming=cfg.streaming,
+        )
+    except DataError:
+        raise
+    except Exception as exc:
+        if local:
+            raise DataError(
+                f"datasets could not read the {cfg.name} files {_plain(cfg.data_files)}: {exc}"
+            ) from exc
+        raise _unreachable(cfg, exc) from exc
+
+
+def _class_names(split: Any, column: str) -> list[str] | None:
+    features = getattr(split, "features", None)
+    feature = features.get(column) if features else None
+    names = getattr(feature, "names", None)
+    return list(names) if names else None
+
+
+def load_hub(cfg: Any, paths: Any) -> TextDataset:
+    """Load ``cfg.splits`` of ``cfg.name`` into TextSplits (labels None without a label column)."""
+    bad = BadRows(cfg.on_bad_rows)
+    dsd = _load(cfg)
+    available = list(dsd.keys())
+    mapping = {k: v for k, v in _plain(cfg.splits).items() if v is not None}
+    if "train" not in mapping or mapping["train"] not in available:
+        raise DataError(
+            f"hub dataset {cfg.name}: no train split {mapping.get('train')!r} (data.splits.train); it has {available}"
+        )
+    label_col = cfg.label_column
+    names = list(cfg.label_names) if cfg.label_names else None
+    encoder: LabelEncoder | None = None
+    splits: dict[str, TextSplit] = {}
+    for ours in ("train", "val", "test"):
+        theirs = mapping.get(ours)
+        if theirs is None:
+            continue
+        if theirs not in available:
+            if ours == "test":
+                raise DataError(
+                    f"hub dataset {cfg.name}: no split {theirs!r} (data.splits.test); it has {available}"
+                )
+            log.info("data: %s has no %r split; carving val from train", cfg.name, theirs)
+            continue
+        split = dsd[theirs]
+        where = f"{cfg.name}[{theirs}]"
+        columns = getattr(split, "column_names", None) or list((split.features or {}).keys())
+        for key, col in (("text_column", cfg.text_column), ("label_column", label_col)):
+            if col is not None and columns and col not in columns:
+                raise DataError(
+                    f"column {col!r} (data.{key}) not found; columns are {columns}", where
+                )
+        if ours == "train" and label_col is not None:
+            names = names or _class_names(split, label_col)
+        rows = split if cfg.max_examples is None else itertools.islice(split, cfg.max_examples)
+        texts: list[str] = []
+        raw_labels: list[Any] = []
+        for i, ex in enumerate(rows):
+            text = ex[cfg.text_column]
+            if not isinstance(text, str) or (label_col is not None and not text.strip()):
+                bad(
+                    "empty text" if isinstance(text, str) else "text is not a string",
+                    repr(text)[:60],
+                    where,
+                    i,
+                )
+                continue
+            if label_col is not None:
+                label = ex[label_col]
+                if label is None or (isinstance(label, int) and label < 0):
+                    bad("missing label", repr(label), where, i)
+                    continue
+                raw_labels.append(label)
+            texts.append(text)
+        labels = None
+        if label_col is not None:
+            as_str = [
+                names[x] if names and isinstance(x, int | np.integer) and x < len(names) else str(x)
+                for x in raw_labels
+            ]
+            if encoder is None:
+                encoder = LabelEncoder.fit(as_str, names)
+            ids, keep = [], []
+            for i, s in enumerate(as_str):
+                idx = encoder.lookup(s)
+                if idx is None:
+                    bad(
+                        "unknown label",
+                        f"{s!r} never seen in train (known: {encoder.names[:20]})",
+                        where,
+                        i,
+                    )
+                    continue
+                ids.append(idx)
+                keep.append(i)
+            texts = [texts[i] for i in keep]
+            labels = np.asarray(ids, dtype=np.int64)
+        if not texts:
+            raise DataError(f"split is empty after loading (data.splits.{ours}={theirs!r})", where)
+        splits[ours] = TextSplit(texts, labels)
+    bad.report()
+    info = {
+        "source": "hub",
+        "name": cfg.name,
+        "subset": cfg.subset,
+        "streaming": cfg.streaming,
+        "skipped": bad.summary(),
+    }
+    return TextDataset(splits=splits, label_names=encoder.names if encoder else [], info=info)

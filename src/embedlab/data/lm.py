@@ -1,0 +1,227 @@
+"""LightningDataModule for language modelling over unlabelled text splits.
+
+Texts (lines, sentences) from any data source whose splits have no labels are tokenized
+with the train-split tokenizer, then batched one of two ways (``data.chunking``):
+
+- ``stream``: every split becomes one token stream (each text followed by ``eos`` when the
+  tokenizer has one, the usual PTB convention), cut into contiguous, non-overlapping
+  ``block_size`` windows; the targets are the inputs shifted by one. Every token of a split
+  but the first is predicted exactly once, so val/test perplexity is over the whole file.
+  The last window is padded; its pad targets are ignored.
+- ``sentence``: one text per example, ``bos + tokens + eos`` truncated to ``block_size + 1``
+  tokens, right-padded per batch (training batches length-bucketed).
+
+Batches are ``{"ids": (B, T), "targets": (B, T)}`` with target ``-100`` (ignored) at pads.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from embedlab.data.batching import LengthBucketSampler, gather_bags, identity_collate
+from embedlab.data.sources import load_dataset
+from embedlab.data.tokenizer import build_tokenizer, encode, vocabulary
+from embedlab.data.types import EncodedSplit, TextDataset
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100  # target id the loss skips
+
+
+def with_specials(split: EncodedSplit, bos: int | None, eos: int | None) -> EncodedSplit:
+    """Wrap every text of ``split`` in ``bos`` / ``eos`` (either may be None), vectorised."""
+    n = len(split)
+    add_front, add_back = int(bos is not None), int(eos is not None)
+    lengths = split.lengths + add_front + add_back
+    offsets = torch.zeros(n + 1, dtype=torch.int64)
+    torch.cumsum(lengths, 0, out=offsets[1:])
+    ids = torch.empty(int(offsets[-1]), dtype=torch.int64)
+    if bos is not None:
+        ids[offsets[:-1]] = bos
+    if eos is not None:
+        ids[offsets[1:] - 1] = eos
+    total = int(split.lengths.sum())
+    # where each original token lands: its text's new start + front special + position in text
+    owner = torch.repeat_interleave(torch.arange(n), split.lengths, output_size=total)
+    pos = torch.arange(total) - split.offsets[:-1][owner]
+    ids[offsets[:-1][owner] + add_front + pos] = split.ids
+    return EncodedSplit(ids=ids, offsets=offsets)
+
+
+class StreamWindows(Dataset):
+    """Contiguous ``block_size`` windows over one token stream; targets shifted by one."""
+
+    def __init__(self, stream: torch.Tensor, block_size: int, pad_id: int) -> None:
+        self.block_size = block_size
+        self.num_windows = max(math.ceil((len(stream) - 1) / block_size), 0)
+        size = self.num_windows * block_size + 1
+        self.stream = torch.full((size,), pad_id, dtype=torch.int64)
+        self.stream[: len(stream)] = stream
+        self.targets = torch.full((size,), IGNORE, dtype=torch.int64)
+        self.targets[: len(stream)] = stream
+        self.num_tokens = max(len(stream) - 1, 0)  # predicted tokens in the split
+
+    def __len__(self) -> int:
+        return self.num_windows
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        starts = torch.as_tensor(indices, dtype=torch.int64) * self.block_size  # (B,)
+        pos = starts[:, None] + torch.arange(self.block_size)  # (B, T)
+        return {"ids": self.stream[pos], "targets": self.targets[pos + 1]}
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([i])
+
+
+class SentenceBatches(Dataset):
+    """One (bos ... eos) text per row, right-padded; targets shifted by one, pads ignored."""
+
+    def __init__(self, split: EncodedSplit, pad_id: int) -> None:
+        self.split = split
+        self.pad_id = pad_id
+        self.num_tokens = int((split.lengths - 1).clamp_min(0).sum())
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        ids, offsets, lengths = gather_bags(self.split, index)
+        width = max(int(lengths.max()) if len(lengths) else 0, 2)
+        rows = torch.repeat_interleave(torch.arange(len(index)), lengths, output_size=ids.numel())
+        cols = torch.arange(ids.numel()) - offsets[rows]
+        padded = torch.full((len(index), width), self.pad_id, dtype=torch.int64)  # (B, W)
+        padded[rows, cols] = ids
+        real = torch.arange(width)[None, :] < lengths[:, None]  # (B, W)
+        targets = padded[:, 1:].masked_fill(~real[:, 1:], IGNORE)  # (B, W-1)
+        return {"ids": padded[:, :-1], "targets": targets}
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([i])
+
+
+class LanguageModelDataModule(L.LightningDataModule):
+    """Unlabelled text -> tokenizer (train split) -> windows or sentences for a causal LM."""
+
+    def __init__(self, data_cfg: Any, tokenizer_cfg: Any, paths_cfg: Any, seed: int) -> None:
+        super().__init__()
+        self.data_cfg = data_cfg
+        self.tokenizer_cfg = tokenizer_cfg
+        self.paths_cfg = paths_cfg
+        self.seed = seed
+        self.dataset: TextDataset | None = None
+        self.tokenizer = None
+        self.vocab: list[str] = []
+        self.encoded: dict[str, EncodedSplit] = {}
+        self.datasets: dict[str, StreamWindows | SentenceBatches] = {}
+
+    @property
+    def chunking(self) -> str:
+        return str(getattr(self.data_cfg.chunking, "value", self.data_cfg.chunking))
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        self.dataset = load_dataset(self.data_cfg, self.paths_cfg, self.seed)
+        self.tokenizer = build_tokenizer(self.tokenizer_cfg, self.dataset.splits["train"].texts)
+        self.vocab = vocabulary(self.tokenizer)
+        bs = self.data_cfg.block_size
+        for name, split in self.dataset.splits.items():
+            enc = encode(self.tokenizer, split.texts, None, self.data_cfg.max_len)
+            if self.chunking == "stream":
+                enc = with_specials(enc, None, self.eos_id)
+                self.datasets[name] = StreamWindows(enc.ids, bs, self.pad_id)
+            else:
+                enc = with_specials(enc, self.bos_id, self.eos_id)
+                keep = enc.lengths.clamp_max(
+                    bs + 1
+                )  # truncate to block_size + 1 (inputs + 1 target)
+                enc = _truncate(enc, keep)
+                self.datasets[name] = SentenceBatches(enc, self.pad_id)
+            self.encoded[name] = enc
+        log.info(
+            "lm data: %s | %s | vocab %d | %s",
+            self.data_cfg.source,
+            self.chunking,
+            len(self.vocab),
+            ", ".join(f"{k} {v.num_tokens} tokens" for k, v in self.datasets.items()),
+        )
+
+    # ------------------------------------------------------------------ ids
+    def _id(self, token: str | None) -> int | None:
+        if not token:
+            return None
+        return self.vocab.index(token)
+
+    @property
+    def pad_id(self) -> int:
+        return self.vocab.index(self.tokenizer_cfg.pad_token)
+
+    @property
+    def bos_id(self) -> int | None:
+        return self._id(self.tokenizer_cfg.bos_token)
+
+    @property
+    def eos_id(self) -> int | None:
+        return self._id(self.tokenizer_cfg.eos_token)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Token ids back to text (specials kept visible, pads dropped)."""
+        return " ".join(self.vocab[i] for i in ids if i != self.pad_id)
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save(str(folder / "tokenizer.json"))
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        dataset = self.datasets[split]
+        batch_size = self.data_cfg.batch_size if train else self.data_cfg.eval_batch_size
+        sampler = None
+        if train and isinstance(dataset, SentenceBatches) and self.data_cfg.length_buckets > 0:
+            sampler = LengthBucketSampler(
+                self.encoded[split].lengths,
+                batch_size,
+                self.data_cfg.length_buckets,
+                seed=self.seed,
+            )
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            collate_fn=identity_collate,
+            num_workers=self.data_cfg.num_workers,
+            persistent_workers=self.data_cfg.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test" if "test" in self.datasets else "val", train=False)
+
+
+def _truncate(split: EncodedSplit, keep: torch.Tensor) -> EncodedSplit:
+    """Keep the first ``keep[i]`` tokens of text i."""
+    if bool((keep == split.lengths).all()):
+        return split
+    n = len(split)
+    total = int(keep.sum())
+    owner = torch.repeat_interleave(torch.arange(n), keep, output_size=total)
+    offsets = torch.zeros(n + 1, dtype=torch.int64)
+    torch.cumsum(keep, 0, out=offsets[1:])
+    pos = torch.arange(total) - offsets[:-1][owner]
+    return EncodedSplit(ids=split.ids[split.offsets[:-1][owner] + pos], offsets=offsets)

@@ -1,0 +1,184 @@
+"""Language modelling as a LightningModule: next-token cross-entropy and perplexity.
+
+Batches are ``{"ids": (B, T), "targets": (B, T)}`` with target -100 at pads (ignored).
+Logged: ``train/loss``, ``{val,test}/loss`` (mean cross-entropy per predicted token, nats),
+``{val,test}/ppl`` = exp of that mean over the *whole* split (summed, not averaged over
+batches) and ``val/ppl_best``. Each validation epoch a few
+seeded samples go to TensorBoard's TEXT tab under ``samples``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MinMetric, SumMetric
+
+from embedlab.training.optim import build_optimizer, build_scheduler, param_groups
+
+IGNORE = -100
+
+
+class LanguageModelingTask(L.LightningModule):
+    """Owns the loss, perplexity, optimizers and sample logging; the model is a plain TransformerLM.
+
+    ``examples_seen`` counts predicted tokens, so the Throughput callback's
+    ``examples_per_second`` in metrics.json (``perf/examples_per_second`` in TensorBoard) is
+    training tokens per second for this task.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer_cfg: Any,
+        scheduler_cfg: Any,
+        embedding: nn.Module | None = None,
+        embedding_lr: float | None = None,
+        generate_cfg: Any = None,
+        decode: Callable[[list[int]], str] | None = None,
+        prompt_ids: list[int] | None = None,
+        banned_ids: list[int] | None = None,
+        stop_id: int | None = None,
+        checkpoint_extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.optimizer_cfg = optimizer_cfg
+        self.scheduler_cfg = scheduler_cfg
+        self.embedding = embedding
+        self.embedding_lr = embedding_lr
+        self.generate_cfg = generate_cfg
+        self.decode = decode
+        self.prompt_ids = prompt_ids or []
+        self.banned_ids = banned_ids or []
+        self.stop_id = stop_id
+        self.checkpoint_extra = checkpoint_extra or {}
+        self.nll = {s: SumMetric() for s in ("val", "test")}  # summed nats per split
+        self.count = {s: SumMetric() for s in ("val", "test")}  # predicted tokens per split
+        # registered as submodules so they follow the device and sync under DDP
+        self.val_nll, self.val_count = self.nll["val"], self.count["val"]
+        self.test_nll, self.test_count = self.nll["test"], self.count["test"]
+        self.val_ppl_best = MinMetric()
+        self.examples_seen = 0  # predicted training tokens
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model(ids)  # (B, T, V)
+
+    def _nll(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        logits = self(batch["ids"])  # (B, T, V)
+        targets = batch["targets"]  # (B, T)
+        total = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)),
+            targets.reshape(-1),
+            ignore_index=IGNORE,
+            reduction="sum",
+        )
+        return total, int((targets != IGNORE).sum())
+
+    # ------------------------------------------------------------------ train
+    def on_train_start(self) -> None:
+        self.val_ppl_best.reset()  # forget the sanity-check validation
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        total, n = self._nll(batch)
+        loss = total / max(n, 1)
+        self.examples_seen += n
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        return loss
+
+    # ------------------------------------------------------------------ eval
+    def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
+        total, n = self._nll(batch)
+        self.nll[split].update(total.detach())
+        self.count[split].update(torch.tensor(float(n), device=total.device))
+
+    def _eval_end(self, split: str) -> float:
+        nll, count = float(self.nll[split].compute()), float(self.count[split].compute())
+        self.nll[split].reset()
+        self.count[split].reset()
+        loss = nll / max(count, 1.0)
+        ppl = math.exp(min(loss, 50.0))
+        self.log(f"{split}/loss", loss, sync_dist=False)
+        self.log(f"{split}/ppl", ppl, prog_bar=True, sync_dist=False)  # already summed across ranks
+        return ppl
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        ppl = self._eval_end("val")
+        if not self.trainer.sanity_checking:
+            self.val_ppl_best.update(torch.tensor(ppl))
+            self.log("val/ppl_best", self.val_ppl_best.compute(), prog_bar=True)
+            self._log_samples()
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_end("test")
+
+    # ------------------------------------------------------------------ samples
+    def samples(self) -> list[str]:
+        """``generate.num_samples`` seeded samples continuing the prompt, decoded."""
+        g = self.generate_cfg
+        if g is None or g.num_samples <= 0 or self.decode is None or not self.prompt_ids:
+            return []
+        gen = torch.Generator(device=self.device).manual_seed(int(g.seed))
+        prompt = torch.tensor(
+            [self.prompt_ids] * g.num_samples, dtype=torch.int64, device=self.device
+        )
+        out = self.model.generate(
+            prompt,
+            g.max_new_tokens,
+            temperature=g.temperature,
+            top_k=g.top_k,
+            generator=gen,
+            stop_id=self.stop_id,
+            banned_ids=self.banned_ids,
+        )
+        texts = []
+        for row in out.tolist():
+            if self.stop_id is not None and self.stop_id in row[len(self.prompt_ids) :]:
+                row = row[: row.index(self.stop_id, len(self.prompt_ids)) + 1]
+            texts.append(self.decode(row))
+        return texts
+
+    def _log_samples(self) -> None:
+        if not self.trainer.is_global_zero:
+            return
+        writers = [
+            lg.experiment for lg in self.loggers if lg.__class__.__name__ == "TensorBoardLogger"
+        ]
+        if not writers:
+            return
+        texts = self.samples()
+        if texts:
+            g = self.generate_cfg
+            head = f"temperature {g.temperature}, top_k {g.top_k}, seed {g.seed}, epoch {self.current_epoch}\n\n"
+            body = "\n\n".join(f"{i + 1}. {t}" for i, t in enumerate(texts))
+            for w in writers:
+                w.add_text("samples", head + body, self.global_step)
+
+    # ------------------------------------------------------------------ optim
+    def configure_optimizers(self) -> Any:
+        groups = param_groups(self.model, self.optimizer_cfg, self.embedding, self.embedding_lr)
+        optimizer = build_optimizer(groups, self.optimizer_cfg)
+        interval = self.scheduler_cfg.interval
+        total = (
+            self.trainer.estimated_stepping_batches
+            if interval == "step"
+            else self.trainer.max_epochs
+        )
+        scheduler = build_scheduler(optimizer, self.scheduler_cfg, int(total))
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["embedlab"] = self.checkpoint_extra

@@ -1,0 +1,106 @@
+"""Tokenizer: trained on train only, specials, normalisation, min_freq/max_size, round trip."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from embedlab.data.tokenizer import build_tokenizer, encode, vocabulary
+
+
+def tok_cfg(**kw):
+    base = dict(
+        kind="word",
+        lowercase=True,
+        normalization="nfkc",
+        strip_accents=False,
+        split_punctuation=True,
+        min_freq=1,
+        max_size=None,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        bos_token=None,
+        eos_token=None,
+        path=None,
+    )
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+TRAIN = ["The cat sat.", "the dog sat on the mat", "A cat, a dog!"]
+
+
+def test_specials_come_first_and_unknown_words_map_to_unk():
+    tok = build_tokenizer(tok_cfg(), TRAIN)
+    vocab = vocabulary(tok)
+    assert vocab[:2] == ["<pad>", "<unk>"]
+    ids = tok.encode("the zebra sat", add_special_tokens=False).ids
+    assert ids[1] == 1  # zebra was never seen in train
+    assert vocab[ids[0]] == "the" and vocab[ids[2]] == "sat"
+
+
+def test_bos_eos_specials_get_the_next_ids():
+    vocab = vocabulary(build_tokenizer(tok_cfg(bos_token="<bos>", eos_token="<eos>"), TRAIN))
+    assert vocab[:4] == ["<pad>", "<unk>", "<bos>", "<eos>"]
+
+
+def test_round_trip_reproduces_normalised_text():
+    tok = build_tokenizer(tok_cfg(), TRAIN)
+    text = "the cat sat on the mat ."
+    assert tok.decode(tok.encode(text, add_special_tokens=False).ids) == text
+
+
+def test_lowercase_and_punctuation_options():
+    low = vocabulary(build_tokenizer(tok_cfg(), TRAIN))
+    assert "The" not in low and "the" in low
+    assert "," in low and "." in low  # punctuation split off
+    cased = vocabulary(build_tokenizer(tok_cfg(lowercase=False, split_punctuation=False), TRAIN))
+    assert "The" in cased and "sat." in cased and "cat," in cased
+
+
+def test_unicode_normalisation_and_accents():
+    vocab = vocabulary(build_tokenizer(tok_cfg(), ["ﬁne Ｃafé"]))  # noqa: RUF001 - ligature, full-width C
+    assert {"fine", "café"} <= set(vocab)
+    stripped = vocabulary(build_tokenizer(tok_cfg(strip_accents=True), ["café"]))
+    assert "cafe" in stripped
+
+
+def test_min_freq_and_max_size():
+    texts = ["a a a b b c"]
+    assert set(vocabulary(build_tokenizer(tok_cfg(min_freq=2), texts))) == {
+        "<pad>",
+        "<unk>",
+        "a",
+        "b",
+    }
+    assert vocabulary(build_tokenizer(tok_cfg(max_size=3), texts)) == ["<pad>", "<unk>", "a"]
+
+
+def test_bpe_round_trip():
+    tok = build_tokenizer(tok_cfg(kind="bpe", max_size=60, min_freq=1), TRAIN * 5)
+    ids = tok.encode("the cat sat", add_special_tokens=False).ids
+    assert tok.decode(ids) == "the cat sat"
+
+
+def test_encode_gives_csr_layout_and_truncates():
+    tok = build_tokenizer(tok_cfg(), TRAIN)
+    split = encode(tok, ["the cat", "", "a dog sat on the mat"], np.array([0, 1, 0]), max_len=4)
+    assert split.offsets.tolist() == [0, 2, 2, 6]
+    assert split.lengths.tolist() == [2, 0, 4]
+    assert split.labels.tolist() == [0, 1, 0]
+    vocab = vocabulary(tok)
+    assert [vocab[i] for i in split.ids[2:6].tolist()] == ["a", "dog", "sat", "on"]
+
+
+def test_saved_tokenizer_loads_back(tmp_path):
+    tok = build_tokenizer(tok_cfg(), TRAIN)
+    tok.save(str(tmp_path / "tokenizer.json"))
+    loaded = build_tokenizer(tok_cfg(path=str(tmp_path / "tokenizer.json")), ["ignored"])
+    assert vocabulary(loaded) == vocabulary(tok)
+
+
+@pytest.mark.parametrize("norm", ["none", "nfc", "nfd", "nfkc", "nfkd"])
+def test_every_normalisation_builds(norm):
+    assert "cat" in vocabulary(build_tokenizer(tok_cfg(normalization=norm), TRAIN))
