@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import QUIET, TINY_DATA
 
 import embedlab
+from tests.conftest import QUIET, TINY_DATA
 
 SRC = Path(embedlab.__file__).resolve().parents[1]
 GRID = ["embedding=normal,xavier_uniform", "optimizer.lr=1e-3,1e-2"]
