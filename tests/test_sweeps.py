@@ -310,3 +310,16 @@ def test_optuna_sweep_returns_and_saves_best_value(tmp_path: Path):
         "embedding",
     }
     assert "Best value" in proc.stderr + proc.stdout
+
+
+def test_report_of_a_single_run(grid_sweep: Path, tmp_path: Path):
+    from embedlab.report import build_report
+
+    run = _job_dirs(grid_sweep)[1]
+    report = build_report(run, out_dir=tmp_path, plots=False)
+    assert [r.name for r in report.runs] == [run.name]
+    metrics = json.loads((run / "metrics.json").read_text())
+    row = next(csv.DictReader((tmp_path / "report.csv").open()))
+    assert float(row["val/acc_best"]) == pytest.approx(metrics["val/acc_best"], abs=1e-6)
+    assert float(row["test/acc"]) == pytest.approx(metrics["test/acc"], abs=1e-6)
+    assert not report.groups
