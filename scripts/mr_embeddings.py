@@ -2,8 +2,7 @@
 
 Trains each variant over several seeds through ``embedlab.train.train`` and prints test
 accuracy (mean ± std) next to Kim (2014) Table 2's CNN-rand / CNN-static / CNN-non-static.
-MR is read from ``--mr`` (``train.tsv``/``test.tsv``, ``label<TAB>text``) through a small data
-source registered by this script (``mr_tsv``), until the project ships ``data=mr``.
+MR is read with ``data=mr`` from ``--mr`` (``train.tsv``/``test.tsv``, ``label<TAB>text``).
 
     EMBEDLAB_NUM_THREADS=1 python scripts/mr_embeddings.py --glove-dir /tmp/glove --seeds 1 2 3
 """
@@ -14,10 +13,7 @@ import argparse
 import json
 import os
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 KIM = {
@@ -25,39 +21,6 @@ KIM = {
     "static": ("CNN-static", 81.0),
     "non-static": ("CNN-non-static", 81.5),
 }
-
-
-def register_mr_source() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    from embedlab.config import DATA_SCHEMAS, DataCommon
-    from embedlab.data.sources import DATA_SOURCES
-    from embedlab.data.types import TextDataset, TextSplit
-
-    @dataclass
-    class MrTsvConfig(DataCommon):
-        source: str = "mr_tsv"
-        folder: str = ""  # holds train.tsv and test.tsv (label<TAB>text, no header)
-
-    def read(path: Path) -> TextSplit:
-        labels, texts = [], []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            label, text = line.split("\t", 1)
-            labels.append(int(label))
-            texts.append(text)
-        return TextSplit(texts=texts, labels=np.asarray(labels, dtype=np.int64))
-
-    @DATA_SOURCES.register("mr_tsv")
-    def load_mr(cfg, paths):  # type: ignore[no-untyped-def]
-        folder = Path(cfg.folder)
-        splits = {"train": read(folder / "train.tsv"), "test": read(folder / "test.tsv")}
-        return TextDataset(
-            splits=splits, label_names=["negative", "positive"], info={"source": "mr_tsv"}
-        )
-
-    DATA_SCHEMAS["mr_tsv"] = MrTsvConfig
-    ConfigStore.instance().store(group="schema/data", name="mr_tsv", node=MrTsvConfig)
-    globals()["MrTsvConfig"] = MrTsvConfig
 
 
 VARIANTS = {
@@ -89,7 +52,7 @@ COMMON = [
 def run(variant: str, seed: int, args: argparse.Namespace) -> dict:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf, open_dict
+    from omegaconf import open_dict
 
     from embedlab.paths import config_dir
     from embedlab.train import train
@@ -98,15 +61,18 @@ def run(variant: str, seed: int, args: argparse.Namespace) -> dict:
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose(
             "train",
-            overrides=[*COMMON, *VARIANTS[variant], f"seed={seed}", "pretrained.download=false"]
-            if variant != "rand"
-            else [*COMMON, *VARIANTS[variant], f"seed={seed}"],
+            overrides=[
+                "data=mr",
+                f"data.root={args.mr}",
+                "data.batch_size=50",
+                *COMMON,
+                *VARIANTS[variant],
+                f"seed={seed}",
+                *(["pretrained.download=false"] if variant != "rand" else []),
+            ],
         )
     out = args.out / f"{variant}-seed{seed}"
     with open_dict(cfg):
-        cfg.data = OmegaConf.structured(
-            globals()["MrTsvConfig"](folder=str(args.mr), batch_size=50)
-        )
         cfg.paths.output_dir = str(out)
         cfg.paths.cache_dir = str(args.out / "cache")
         cfg.paths.vector_cache = str(args.glove_dir)
@@ -130,7 +96,6 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("outputs/mr_embeddings"))
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
     args = ap.parse_args()
-    register_mr_source()
 
     results: dict[str, list[dict]] = {}
     for variant in args.variants:
