@@ -43,7 +43,12 @@ def test_csv_with_header_quotes_and_sorted_label_names(tmp_path, load):
     val = write(tmp_path / "val.csv", "text,label\nnice,pos\n")
     ds = load(f"data.train={train}", f"data.test={test}", f"data.val={val}")
     assert ds.label_names == ["neg", "pos"]  # sorted, so ids are stable across runs
-    assert ds.splits["train"].texts == ["a fine, good film", "terrible movie", 'he said "great"', "bad bad"]
+    assert ds.splits["train"].texts == [
+        "a fine, good film",
+        "terrible movie",
+        'he said "great"',
+        "bad bad",
+    ]
     np.testing.assert_array_equal(ds.splits["train"].labels, [1, 0, 1, 0])
     np.testing.assert_array_equal(ds.splits["test"].labels, [1, 0])
     assert ds.splits["val"].texts == ["nice"]
@@ -52,7 +57,9 @@ def test_csv_with_header_quotes_and_sorted_label_names(tmp_path, load):
 
 def test_tsv_without_header_by_position_keeps_leading_quotes(tmp_path, load):
     # the ../shared/data layout: label<TAB>text, texts may begin with a double quote
-    train = write(tmp_path / "train.tsv", '0\t"the rock" is great\n1\tdull\n0\tfun , fun\n1\t" boring\n')
+    train = write(
+        tmp_path / "train.tsv", '0\t"the rock" is great\n1\tdull\n0\tfun , fun\n1\t" boring\n'
+    )
     ds = load(
         f"data.train={train}",
         f"data.test={train}",
@@ -69,7 +76,13 @@ def test_tsv_without_header_by_position_keeps_leading_quotes(tmp_path, load):
 def test_integer_labels_sort_numerically(tmp_path, load):
     rows = "".join(f"{lab}\ttext {i}\n" for i, lab in enumerate([10, 9, 2, 10, 9, 2]))
     train = write(tmp_path / "t.tsv", rows)
-    ds = load(f"data.train={train}", f"data.test={train}", "data.header=false", "data.text_column=1", "data.label_column=0")
+    ds = load(
+        f"data.train={train}",
+        f"data.test={train}",
+        "data.header=false",
+        "data.text_column=1",
+        "data.label_column=0",
+    )
     assert ds.label_names == ["2", "9", "10"]
     np.testing.assert_array_equal(ds.splits["test"].labels, [2, 1, 0, 2, 1, 0])
 
@@ -77,13 +90,21 @@ def test_integer_labels_sort_numerically(tmp_path, load):
 def test_jsonl_with_named_columns(tmp_path, load):
     lines = [{"review": f"text {i}", "stars": i % 3, "other": None} for i in range(9)]
     train = write(tmp_path / "train.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n")
-    ds = load(f"data.train={train}", f"data.test={train}", "data.text_column=review", "data.label_column=stars")
+    ds = load(
+        f"data.train={train}",
+        f"data.test={train}",
+        "data.text_column=review",
+        "data.label_column=stars",
+    )
     assert ds.label_names == ["0", "1", "2"]
     np.testing.assert_array_equal(ds.splits["test"].labels, [i % 3 for i in range(9)])
 
 
 def test_fasttext_lines_from_extension_sniffing(tmp_path, load):
-    train = write(tmp_path / "cooking.txt", "__label__baking how to make bread ?\n__label__tea green tea\n\n__label__baking cake\n")
+    train = write(
+        tmp_path / "cooking.txt",
+        "__label__baking how to make bread ?\n__label__tea green tea\n\n__label__baking cake\n",
+    )
     ds = load(f"data.train={train}", f"data.test={train}")
     assert ds.info["formats"]["train"] == "fasttext"
     assert ds.label_names == ["baking", "tea"]
@@ -139,7 +160,11 @@ def test_missing_train_is_a_config_error(make_cfg):
 
 def test_bad_format_and_column_values_are_config_errors(make_cfg):
     with pytest.raises(ConfigError) as err:
-        validate(make_cfg("data=files", "data.train=x.csv", "data.format=xml", "data.delimiter=ab", tiny=False))
+        validate(
+            make_cfg(
+                "data=files", "data.train=x.csv", "data.format=xml", "data.delimiter=ab", tiny=False
+            )
+        )
     assert "data.format" in str(err.value) and "data.delimiter" in str(err.value)
 
 
@@ -156,7 +181,9 @@ def test_missing_file_names_the_key_and_path(tmp_path, load):
 
 def test_missing_column_names_file_and_columns(tmp_path, load):
     train = write(tmp_path / "train.csv", CSV)
-    with pytest.raises(DataError, match=r"train\.csv:1: column 'review' \(data\.text_column\) not in the header"):
+    with pytest.raises(
+        DataError, match=r"train\.csv:1: column 'review' \(data\.text_column\) not in the header"
+    ):
         load(f"data.train={train}", "data.text_column=review")
     jl = write(tmp_path / "t.jsonl", '{"text": "a", "label": 1}\n{"text": "b"}\n')
     with pytest.raises(DataError, match=r"t\.jsonl:2: missing key: 'label'"):
@@ -173,7 +200,11 @@ BAD_CASES = {
     # name: (file content, expected line, expected reason)
     "empty_text": ('text,label\ngood,a\n"  ",b\nfine,a\nok,b\n', 3, "empty text"),
     "non_utf8": (b"text,label\ngood,a\nclich\xe9,b\nfine,a\nok,b\n", 3, "bytes not valid utf-8"),
-    "wrong_fields": ("text,label\ngood,a\nbad,b,extra\nfine,a\nok,b\n", 3, "wrong number of fields"),
+    "wrong_fields": (
+        "text,label\ngood,a\nbad,b,extra\nfine,a\nok,b\n",
+        3,
+        "wrong number of fields",
+    ),
     "empty_label": ("text,label\ngood,a\nbad,\nfine,a\nok,b\n", 3, "empty label"),
 }
 
@@ -212,8 +243,16 @@ def test_unseen_label_in_test_is_an_error_or_skipped(tmp_path, load):
 
 def test_label_outside_given_names_is_an_error(tmp_path, load):
     train = write(tmp_path / "t.tsv", "0\ta\n1\tb\n2\tc\n")
-    with pytest.raises(DataError, match=r"t\.tsv:3: unknown label: '2' not among data\.label_names"):
-        load(f"data.train={train}", "data.header=false", "data.text_column=1", "data.label_column=0", "data.label_names=[neg,pos]")
+    with pytest.raises(
+        DataError, match=r"t\.tsv:3: unknown label: '2' not among data\.label_names"
+    ):
+        load(
+            f"data.train={train}",
+            "data.header=false",
+            "data.text_column=1",
+            "data.label_column=0",
+            "data.label_names=[neg,pos]",
+        )
 
 
 def test_fasttext_line_without_label(tmp_path, load):

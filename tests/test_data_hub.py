@@ -25,17 +25,26 @@ def load(make_cfg, tmp_path):
     return _load
 
 
+def files(**splits: Path) -> list[str]:
+    """``+data.data_files.<split>=PATH`` overrides (the dict is empty in data=hub)."""
+    return [f"+data.data_files.{k}={v}" for k, v in splits.items()]
+
+
 def _jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
 def test_json_builder_with_string_labels_and_split_mapping(tmp_path, load):
-    train = _jsonl(tmp_path / "train.jsonl", [{"body": f"text {i}", "topic": "ab"[i % 2]} for i in range(20)])
-    test = _jsonl(tmp_path / "test.jsonl", [{"body": "x", "topic": "b"}, {"body": "y", "topic": "a"}])
+    train = _jsonl(
+        tmp_path / "train.jsonl", [{"body": f"text {i}", "topic": "ab"[i % 2]} for i in range(20)]
+    )
+    test = _jsonl(
+        tmp_path / "test.jsonl", [{"body": "x", "topic": "b"}, {"body": "y", "topic": "a"}]
+    )
     ds = load(
         "data.name=json",
-        f"data.data_files={{train: {train}, heldout: {test}}}",
+        *files(train=train, heldout=test),
         "data.splits={train: train, val: validation, test: heldout}",
         "data.text_column=body",
         "data.label_column=topic",
@@ -51,7 +60,7 @@ def test_csv_builder_streaming_with_max_examples(tmp_path, load):
     (tmp_path / "train.csv").write_text(rows)
     ds = load(
         "data.name=csv",
-        f"data.data_files={{train: {tmp_path / 'train.csv'}, test: {tmp_path / 'train.csv'}}}",
+        *files(train=tmp_path / "train.csv", test=tmp_path / "train.csv"),
         "data.streaming=true",
         "data.max_examples=12",
     )
@@ -65,7 +74,7 @@ def test_text_builder_unlabelled_for_language_modelling(tmp_path, load):
     (tmp_path / "valid.txt").write_text("f g\n")
     ds = load(
         "data.name=text",
-        f"data.data_files={{train: {tmp_path / 'train.txt'}, validation: {tmp_path / 'valid.txt'}}}",
+        *files(train=tmp_path / "train.txt", validation=tmp_path / "valid.txt"),
         "data.label_column=null",
         "data.splits.test=null",
     )
@@ -75,20 +84,24 @@ def test_text_builder_unlabelled_for_language_modelling(tmp_path, load):
 
 
 def test_missing_column_and_unseen_label(tmp_path, load):
-    train = _jsonl(tmp_path / "train.jsonl", [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}])
-    test = _jsonl(tmp_path / "test.jsonl", [{"text": "c", "label": "z"}, {"text": "d", "label": "x"}])
-    files = f"data.data_files={{train: {train}, test: {test}, validation: {train}}}"
+    train = _jsonl(
+        tmp_path / "train.jsonl", [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}]
+    )
+    test = _jsonl(
+        tmp_path / "test.jsonl", [{"text": "c", "label": "z"}, {"text": "d", "label": "x"}]
+    )
+    fs = files(train=train, test=test, validation=train)
     with pytest.raises(DataError, match=r"column 'content' \(data\.text_column\) not found"):
-        load("data.name=json", files, "data.text_column=content")
+        load("data.name=json", *fs, "data.text_column=content")
     with pytest.raises(DataError, match=r"json\[test\]:0: unknown label: 'z' never seen in train"):
-        load("data.name=json", files)
-    ds = load("data.name=json", files, "data.on_bad_rows=skip")
+        load("data.name=json", *fs)
+    ds = load("data.name=json", *fs, "data.on_bad_rows=skip")
     assert ds.splits["test"].texts == ["d"] and ds.info["skipped"]["total"] == 1
 
 
 def test_local_builder_missing_file(tmp_path, load):
     with pytest.raises(DataError, match=r"nope\.csv: file not found \(data\.data_files\.train\)"):
-        load("data.name=csv", f"data.data_files={{train: {tmp_path / 'nope.csv'}}}")
+        load("data.name=csv", *files(train=tmp_path / "nope.csv"))
 
 
 def test_unreachable_hub_fails_fast_with_what_to_do(load, monkeypatch):
@@ -96,7 +109,10 @@ def test_unreachable_hub_fails_fast_with_what_to_do(load, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
-    with pytest.raises(DataError, match=r"(?s)no/such_dataset.*could not be reached.*HF_DATASETS_OFFLINE=1.*data=files"):
+    with pytest.raises(
+        DataError,
+        match=r"(?s)no/such_dataset.*could not be reached.*HF_DATASETS_OFFLINE=1.*data=files",
+    ):
         load("data.name=no/such_dataset")
 
 
@@ -106,7 +122,9 @@ def test_hub_config_problems(make_cfg):
     assert "data.name: required" in str(err.value) and "data.splits" in str(err.value)
 
 
-@pytest.mark.parametrize("name", ["ag_news", "imdb", "yelp_polarity", "dbpedia", "wikitext2", "wikitext103"])
+@pytest.mark.parametrize(
+    "name", ["ag_news", "imdb", "yelp_polarity", "dbpedia", "wikitext2", "wikitext103"]
+)
 def test_hub_dataset_configs_compose_and_validate(make_cfg, name):
     cfg = make_cfg(f"data={name}", tiny=False)
     validate(cfg)

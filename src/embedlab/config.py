@@ -120,7 +120,9 @@ class HubDataConfig(DataCommon):
     )
     subset: str | None = None  # the dataset's config name ("wikitext-2-raw-v1")
     revision: str | None = None  # git revision on the hub (None: main)
-    data_files: dict[str, Any] | None = None  # builder inputs: {split: path or [paths]}
+    data_files: dict[str, Any] = field(
+        default_factory=dict
+    )  # builder inputs: {split: path or [paths]}
     splits: dict[str, Any] = field(
         default_factory=lambda: {"train": "train", "val": "validation", "test": "test"}
     )  # our split -> the dataset's split; a missing val is carved, null drops a split
@@ -151,7 +153,9 @@ class TokenizerConfig:
     bos_token: str | None = None  # e.g. "<bos>" for sentence-wise language modelling
     eos_token: str | None = None  # e.g. "<eos>"
     path: str | None = None  # load a saved tokenizer.json instead of training one
-    ngrams: int = 1  # add word n-grams up to this order as extra tokens (2: bigrams, fastText-style)
+    ngrams: int = (
+        1  # add word n-grams up to this order as extra tokens (2: bigrams, fastText-style)
+    )
     ngram_min_freq: int = 2  # keep n-grams seen at least this often in train
     ngram_max_size: int | None = None  # keep at most this many n-grams (most frequent first)
 

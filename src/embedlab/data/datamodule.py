@@ -62,7 +62,9 @@ class ClassificationDataModule(L.LightningDataModule):
         self.ngrams = None
         if n > 1:  # cheap and vectorised: after the cache, from the cached unigram ids
             tc = self.tokenizer_cfg
-            self.ngrams = NgramVocab(n, tc.ngram_min_freq, tc.ngram_max_size).fit(encoded["train"], word_vocab)
+            self.ngrams = NgramVocab(n, tc.ngram_min_freq, tc.ngram_max_size).fit(
+                encoded["train"], word_vocab
+            )
             encoded = {k: self.ngrams.transform(v) for k, v in encoded.items()}
             self.vocab = self.vocab + self.ngrams.tokens(self.vocab)
         self.encoded = encoded

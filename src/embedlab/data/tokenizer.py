@@ -157,15 +157,19 @@ class NgramVocab:
         self.ids: dict[int, np.ndarray] = {}  # order -> id of each sorted key
 
     def fit(self, train: EncodedSplit, vocab_size: int) -> NgramVocab:
-        if vocab_size ** self.n >= 2**63:
-            raise ValueError(f"tokenizer.ngrams={self.n}: vocabulary of {vocab_size} too large for exact n-gram keys")
+        if vocab_size**self.n >= 2**63:
+            raise ValueError(
+                f"tokenizer.ngrams={self.n}: vocabulary of {vocab_size} too large for exact n-gram keys"
+            )
         self.vocab_size = vocab_size
         found = []
         for order in range(2, self.n + 1):
             keys, _ = _ngram_keys(train, order, vocab_size)
             uniq, counts = np.unique(keys, return_counts=True)
             keep = counts >= self.min_freq
-            found += [(int(c), order, int(k)) for k, c in zip(uniq[keep], counts[keep], strict=True)]
+            found += [
+                (int(c), order, int(k)) for k, c in zip(uniq[keep], counts[keep], strict=True)
+            ]
         found.sort(key=lambda x: (-x[0], x[1], x[2]))  # most frequent first, deterministic ties
         if self.max_size is not None:
             found = found[: self.max_size]
@@ -209,7 +213,9 @@ class NgramVocab:
             pieces_text.append(text_of[hit])
             pieces_order.append(np.full(int(hit.sum()), order - 1, dtype=np.int64))
         all_text = np.concatenate(pieces_text)
-        order_key = np.lexsort((np.concatenate(pieces_order), all_text))  # stable: by text, then order
+        order_key = np.lexsort(
+            (np.concatenate(pieces_order), all_text)
+        )  # stable: by text, then order
         new_offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(np.bincount(all_text, minlength=len(lengths)), out=new_offsets[1:])
         return EncodedSplit(
