@@ -113,10 +113,13 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("EMBEDLAB_NUM_THREADS", "1")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    warnings.filterwarnings("ignore")
+    import lightning.pytorch  # noqa: F401  (sets its loggers to INFO on import; quiet them after)
+
+    from embedlab.train import train
+
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
-    from embedlab.train import train
 
     started = time.perf_counter()
     results: list[dict[str, Any]] = []
