@@ -54,11 +54,13 @@ def test_missing_data_dir_says_to_set_embedlab_data_dir(make_cfg, tmp_path):
         load_dataset(cfg.data, cfg.paths, seed=0)
 
 
-EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("boe_*.yaml") if p.stem != "boe_synthetic")
+EXPERIMENTS = sorted(
+    p.stem for p in (config_dir() / "experiment").glob("boe_*.yaml") if p.stem != "boe_synthetic"
+)
 
 
 def test_every_dataset_has_a_boe_experiment():
-    assert EXPERIMENTS == sorted(f"boe_{n}" for n in COUNTS)
+    assert sorted(f"boe_{n}" for n in COUNTS) == EXPERIMENTS
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -82,7 +84,10 @@ def test_train_on_a_user_csv_in_one_command(make_cfg, tmp_path):
     from embedlab.train import train
 
     rng = np.random.default_rng(0)
-    words = {"spam": ["win", "free", "cash", "prize"], "ham": ["meeting", "lunch", "report", "notes"]}
+    words = {
+        "spam": ["win", "free", "cash", "prize"],
+        "ham": ["meeting", "lunch", "report", "notes"],
+    }
     for split, n in (("train", 240), ("test", 60)):
         rows = ["text,label"]
         for _ in range(n):
