@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -107,6 +108,8 @@ def test_ngrams_exact_ids_min_freq_and_no_crossing_texts():
     last = out.ids[out.offsets[3] : out.offsets[4]].tolist()
     assert last == enc.ids[enc.offsets[3] : enc.offsets[4]].tolist()  # "very good" was seen once
     assert ng.transform(encode(tok, ["all not"])).ids.numel() == 2  # unseen bigram dropped
+    again = NgramVocab.from_dict(json.loads(json.dumps(ng.to_dict())))
+    assert torch.equal(again.transform(enc).ids, out.ids)
 
 
 def test_trigrams_and_max_size():

@@ -129,3 +129,25 @@ def test_hub_dataset_configs_compose_and_validate(make_cfg, name):
     cfg = make_cfg(f"data={name}", tiny=False)
     validate(cfg)
     assert cfg.data.source == "hub" and "/" in cfg.data.name
+
+
+def test_class_label_names_come_from_the_dataset_features(tmp_path, load):
+    import datasets
+
+    features = datasets.Features(
+        {
+            "text": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["World", "Sports", "Tech"]),
+        }
+    )
+    for split, n in (("train", 30), ("test", 6)):
+        rows = {"text": [f"story {i}" for i in range(n)], "label": [i % 3 for i in range(n)]}
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(
+            str(tmp_path / f"{split}.parquet")
+        )
+    ds = load(
+        "data.name=parquet",
+        *files(train=tmp_path / "train.parquet", test=tmp_path / "test.parquet"),
+    )
+    assert ds.label_names == ["World", "Sports", "Tech"]  # the dataset's order, not sorted
+    np.testing.assert_array_equal(ds.splits["test"].labels, [0, 1, 2, 0, 1, 2])

@@ -111,11 +111,13 @@ class ClassificationDataModule(L.LightningDataModule):
         return special_tokens(self.tokenizer_cfg)
 
     def save(self, folder: str | Path) -> None:
-        """Write tokenizer.json and labels.json into ``folder`` (the run folder)."""
+        """Write tokenizer.json, labels.json (and ngrams.json) into ``folder`` (the run folder)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save(str(folder / "tokenizer.json"))
         (folder / "labels.json").write_text(json.dumps(self.label_names, indent=1) + "\n")
+        if getattr(self, "ngrams", None) is not None:  # rebuild with NgramVocab.from_dict
+            (folder / "ngrams.json").write_text(json.dumps(self.ngrams.to_dict()) + "\n")
 
     # ------------------------------------------------------------------ loaders
     def _dataset(self, split: str) -> BagBatches | PaddedBatches:

@@ -182,6 +182,25 @@ class NgramVocab:
     def __len__(self) -> int:
         return sum(len(k) for k in self.keys.values())
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able state (keys are word ids of the saved tokenizer), for ``ngrams.json``."""
+        return {
+            "n": self.n,
+            "min_freq": self.min_freq,
+            "max_size": self.max_size,
+            "vocab_size": self.vocab_size,
+            "keys": {str(o): k.tolist() for o, k in self.keys.items()},
+            "ids": {str(o): i.tolist() for o, i in self.ids.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> NgramVocab:
+        ng = cls(state["n"], state["min_freq"], state["max_size"])
+        ng.vocab_size = state["vocab_size"]
+        ng.keys = {int(o): np.asarray(k, dtype=np.int64) for o, k in state["keys"].items()}
+        ng.ids = {int(o): np.asarray(i, dtype=np.int64) for o, i in state["ids"].items()}
+        return ng
+
     def tokens(self, vocab: list[str]) -> list[str]:
         """Readable names of the n-gram ids in id order, e.g. ``not_good``."""
         out = [""] * len(self)
