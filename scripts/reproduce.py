@@ -39,6 +39,21 @@ DATASETS = {
     "cr": ("cr", "CR"),
     "mpqa": ("mpqa", "MPQA"),
 }
+# --inits: how the embedding table starts, as overrides on top of each experiment. The GloVe
+# ones need pretrained=glove (issue 3) and glove.6B.50d.txt in $EMBEDLAB_VECTOR_CACHE
+# (offline: /work/shared/tools/glove-6b-50d $EMBEDLAB_VECTOR_CACHE).
+GLOVE = [
+    "embedding=pretrained",
+    "pretrained=glove",
+    "pretrained.name=6B",
+    "pretrained.dim=50",
+    "embedding.dim=50",
+]
+INITS = {
+    "rand": [],
+    "glove_frozen": [*GLOVE, "embedding.freeze=true"],
+    "glove_tuned": [*GLOVE, "embedding.freeze=false"],
+}
 QUIET = [
     "print_config=false",
     "trainer.enable_progress_bar=false",
@@ -105,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         default="boe",
         help="comma-separated experiment prefixes (experiment=<model>_<dataset>)",
     )
+    parser.add_argument("--inits", default="rand", help=f"comma-separated, from {sorted(INITS)}")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per experiment")
     parser.add_argument("--out", default="reports/reproduce", help="writes <out>.md and <out>.json")
     parser.add_argument("--runs-dir", default="outputs/reproduce", help="run folders go here")
@@ -126,23 +142,29 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     data_dir = None
     for dataset in args.datasets.split(","):
-        for model in args.models.split(","):
+        for model, init in [(m, i) for m in args.models.split(",") for i in args.inits.split(",")]:
             experiment = f"{model}_{dataset}"
+            run_name = experiment if init == "rand" else f"{experiment}_{init}"
             accs: list[float] = []
             seconds: list[float] = []
             cfg = None
             for seed in range(args.seeds):
-                out_dir = Path(args.runs_dir) / experiment / f"seed{seed}"
-                cfg = compose(
-                    [f"experiment={experiment}", f"seed={seed}", *QUIET, *args.overrides], out_dir
-                )
+                out_dir = Path(args.runs_dir) / run_name / f"seed{seed}"
+                overrides = [
+                    f"experiment={experiment}",
+                    f"seed={seed}",
+                    *INITS[init],
+                    *QUIET,
+                    *args.overrides,
+                ]
+                cfg = compose(overrides, out_dir)
                 t0 = time.perf_counter()
                 metrics = train(cfg)
                 seconds.append(time.perf_counter() - t0)
                 accs.append(float(metrics["test/acc"]))
-                results.append({"experiment": experiment, "seed": seed, **metrics})
+                results.append({"experiment": experiment, "init": init, "seed": seed, **metrics})
                 print(
-                    f"{experiment} seed {seed}: test/acc {accs[-1]:.4f} ({seconds[-1]:.0f} s)",
+                    f"{run_name} seed {seed}: test/acc {accs[-1]:.4f} ({seconds[-1]:.0f} s)",
                     flush=True,
                 )
             data_dir = Path(str(cfg.paths.data_dir))
@@ -185,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Published numbers parsed from `{data_dir}/<dataset>/README.md` (Kim 2014, Table 2; "
         "harvardnlp/sent-conv-torch README). Kim used 10-fold CV for MR, Subj, CR and MPQA; we use "
         "the single fixed 90/10 split shipped with the data (±1-2 points split-to-split).",
-        f"Command: `python scripts/reproduce.py --seeds {args.seeds} --datasets {args.datasets} --models {args.models}"
+        f"Command: `python scripts/reproduce.py --seeds {args.seeds} --datasets {args.datasets} --models {args.models} --inits {args.inits}"
         + (" " + " ".join(args.overrides) if args.overrides else "")
         + f"`; wall time {wall / 60:.1f} min ({len(results)} runs, EMBEDLAB_NUM_THREADS={os.environ['EMBEDLAB_NUM_THREADS']}).",
     ]
