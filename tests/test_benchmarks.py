@@ -108,3 +108,16 @@ def test_train_on_a_user_csv_in_one_command(make_cfg, tmp_path):
     assert metrics["test/acc"] > 0.95
     run = Path(cfg.paths.output_dir)
     assert json.loads((run / "labels.json").read_text()) == ["ham", "spam"]
+
+
+TRANSFORMER = sorted(p.stem for p in (config_dir() / "experiment").glob("transformer_*.yaml"))
+
+
+@pytest.mark.skipif(
+    not (config_dir() / "model" / "transformer.yaml").is_file(), reason="model=transformer not here"
+)
+@pytest.mark.parametrize("experiment", TRANSFORMER)
+def test_transformer_experiments_compose_and_validate(make_cfg, experiment):
+    cfg = make_cfg(f"experiment={experiment}", tiny=False)
+    validate(cfg)
+    assert cfg.model.name == "transformer" and cfg.embedding.dim == cfg.model.d_model
