@@ -263,7 +263,9 @@ class TrainerConfig:
     check_val_every_n_epoch: int = 1
     val_check_interval: float | None = None
     log_every_n_steps: int = 20
-    deterministic: bool = False  # torch.use_deterministic_algorithms (needed on GPU for bitwise repeats)
+    deterministic: bool = (
+        False  # torch.use_deterministic_algorithms (needed on GPU for bitwise repeats)
+    )
     benchmark: bool | None = None
     fast_dev_run: Any = False  # bool or int
     overfit_batches: float = 0.0
@@ -415,7 +417,12 @@ def validate(cfg: DictConfig) -> DictConfig:
     from embedlab.embeddings.pretrained import PRETRAINED_SOURCES
     from embedlab.models import MODELS
     from embedlab.tasks import TASKS
-    from embedlab.training.optim import OPTIMIZERS, SCHEDULERS, optimizer_problems, scheduler_problems
+    from embedlab.training.optim import (
+        OPTIMIZERS,
+        SCHEDULERS,
+        optimizer_problems,
+        scheduler_problems,
+    )
 
     problems: list[str] = []
     top = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -433,7 +440,9 @@ def validate(cfg: DictConfig) -> DictConfig:
 
     source = cfg.data.get("source")
     if source not in DATA_SCHEMAS or source not in DATA_SOURCES:
-        problems.append(f"data.source: unknown data source {source!r}; choose one of {DATA_SOURCES.names()}")
+        problems.append(
+            f"data.source: unknown data source {source!r}; choose one of {DATA_SOURCES.names()}"
+        )
     else:
         _check_schema(problems, "data", cfg.data, DATA_SCHEMAS[source])
         if cfg.data.batch_size < 1:
@@ -472,7 +481,9 @@ def validate(cfg: DictConfig) -> DictConfig:
     if tok.min_freq < 1:
         problems.append(f"tokenizer.min_freq: must be >= 1, got {tok.min_freq}")
     if tok.max_size is not None and tok.max_size < 3:
-        problems.append(f"tokenizer.max_size: must be >= 3 (room for the specials), got {tok.max_size}")
+        problems.append(
+            f"tokenizer.max_size: must be >= 3 (room for the specials), got {tok.max_size}"
+        )
     if not 1 <= tok.ngrams <= 3:
         problems.append(f"tokenizer.ngrams: must be 1, 2 or 3, got {tok.ngrams}")
     if tok.ngram_min_freq < 1:

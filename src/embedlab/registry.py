@@ -57,7 +57,11 @@ class Registry(Generic[T]):
         schema = self.schema(name)
         if schema is None or args is None:
             return []
-        args_key = self.key.rsplit(".", 1)[0] + ".init_args" if self.key.endswith(".init") else f"{self.key}_args"
+        args_key = (
+            self.key.rsplit(".", 1)[0] + ".init_args"
+            if self.key.endswith(".init")
+            else f"{self.key}_args"
+        )
         valid = sorted(f.name for f in dataclasses.fields(schema))
         problems = [
             f"{args_key}.{k}: not an argument of {self.kind} {name!r}; valid: {valid}"

@@ -33,7 +33,11 @@ def _loggers(cfg: DictConfig, output_dir: Path) -> list:
     loggers: list = []
     if cfg.logger.tensorboard:
         # events straight in the run folder: `tensorboard --logdir <multirun>` names runs by job
-        loggers.append(TensorBoardLogger(save_dir=str(output_dir), name="", version="", default_hp_metric=False))
+        loggers.append(
+            TensorBoardLogger(
+                save_dir=str(output_dir), name="", version="", default_hp_metric=False
+            )
+        )
     if cfg.logger.csv:
         loggers.append(CSVLogger(save_dir=str(output_dir), name="csv", version=""))
     return loggers
@@ -64,9 +68,12 @@ def _callbacks(cfg: DictConfig, output_dir: Path, monitor: str, mode: str) -> di
         )
     if c.early_stopping.enabled:
         cb["early_stopping"] = EarlyStopping(
-            monitor=monitor, mode=mode, patience=c.early_stopping.patience, min_delta=c.early_stopping.min_delta
+            monitor=monitor,
+            mode=mode,
+            patience=c.early_stopping.patience,
+            min_delta=c.early_stopping.min_delta,
         )
-    if c.lr_monitor and cfg.logger.tensorboard or c.lr_monitor and cfg.logger.csv:
+    if (c.lr_monitor and cfg.logger.tensorboard) or (c.lr_monitor and cfg.logger.csv):
         cb["lr_monitor"] = LearningRateMonitor(logging_interval="step")
     if cfg.trainer.enable_progress_bar:
         cb["progress"] = RichProgressBar(leave=True) if c.rich_progress else TQDMProgressBar()
@@ -141,7 +148,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     test_metrics: dict[str, Any] = {}
     if cfg.test:
         fast = bool(cfg.trainer.fast_dev_run)
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=None if fast or not best_path else "best", verbose=False)
+        results = trainer.test(
+            module,
+            datamodule=datamodule,
+            ckpt_path=None if fast or not best_path else "best",
+            verbose=False,
+        )
         test_metrics = {k: _scalar(v) for k, v in (results[0] if results else {}).items()}
 
     throughput = callbacks.get("throughput")
@@ -160,12 +172,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt is not None and ckpt.best_model_score is not None:
         metrics[f"{monitor}_best"] = float(ckpt.best_model_score)
     if trainer.is_global_zero:
-        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        (output_dir / "metrics.json").write_text(
+            json.dumps(metrics, indent=2, sort_keys=True) + "\n"
+        )
         tb = next((lg for lg in loggers if lg.__class__.__name__ == "TensorBoardLogger"), None)
         if tb is not None:
             writer = tb.experiment
             if cfg.logger.log_hparams:
-                final = {k: v for k, v in metrics.items() if isinstance(v, float) and k.startswith(("val/", "test/"))}
+                final = {
+                    k: v
+                    for k, v in metrics.items()
+                    if isinstance(v, float) and k.startswith(("val/", "test/"))
+                }
                 log_hparams(writer, to_flat_dict(cfg), final)
             if cfg.logger.log_config_text:
                 log_config_text(writer, OmegaConf.to_yaml(cfg, resolve=True))
@@ -181,7 +199,11 @@ def _print_summary(metrics: dict[str, Any], output_dir: Path, cfg: DictConfig) -
     table = Table(title=f"embedlab run: {cfg.task_name}", show_header=False)
     for key in sorted(metrics):
         value = metrics[key]
-        if key.startswith(("val/", "test/")) or key in ("epochs", "wall_seconds", "examples_per_second"):
+        if key.startswith(("val/", "test/")) or key in (
+            "epochs",
+            "wall_seconds",
+            "examples_per_second",
+        ):
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
     if metrics.get("best_checkpoint"):
@@ -203,7 +225,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
     value = metrics.get(cfg.optimized_metric)
     if value is None and HydraConfig.get().mode.name == "MULTIRUN":
-        log.warning("optimized_metric %r not in the metrics: %s", cfg.optimized_metric, sorted(metrics))
+        log.warning(
+            "optimized_metric %r not in the metrics: %s", cfg.optimized_metric, sorted(metrics)
+        )
     return value
 
 

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-_ORDER = ("data", "tokenizer", "embedding", "pretrained", "model", "task", "optimizer", "scheduler", "trainer", "logger", "callbacks", "paths")
+_ORDER = (
+    "data",
+    "tokenizer",
+    "embedding",
+    "pretrained",
+    "model",
+    "task",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+)
 
 
 def print_config_tree(cfg: DictConfig, resolve: bool = True) -> None:
@@ -16,6 +29,8 @@ def print_config_tree(cfg: DictConfig, resolve: bool = True) -> None:
     tree = Tree("config", guide_style="dim")
     for group in [g for g in _ORDER if g in cfg] + [k for k in cfg if k not in _ORDER]:
         node = cfg[group]
-        text = OmegaConf.to_yaml(node, resolve=resolve) if isinstance(node, DictConfig) else str(node)
+        text = (
+            OmegaConf.to_yaml(node, resolve=resolve) if isinstance(node, DictConfig) else str(node)
+        )
         tree.add(f"[bold]{group}[/bold]").add(Syntax(text, "yaml", theme="ansi_dark"))
     rich.print(tree)

@@ -35,7 +35,11 @@ class Throughput(L.Callback):
             self._epoch_seconds = getattr(self, "_epoch_seconds", 0.0) + self._pause()
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking and trainer.state.fn == "fit" and not self._epoch_done(trainer):
+        if (
+            not trainer.sanity_checking
+            and trainer.state.fn == "fit"
+            and not self._epoch_done(trainer)
+        ):
             self._start = time.perf_counter()
 
     def _epoch_done(self, trainer: L.Trainer) -> bool:

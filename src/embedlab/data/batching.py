@@ -17,7 +17,9 @@ from torch.utils.data import Dataset
 from embedlab.data.types import EncodedSplit
 
 
-def gather_bags(split: EncodedSplit, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def gather_bags(
+    split: EncodedSplit, index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Concatenate texts ``index`` into (ids (T,), offsets (B,), lengths (B,))."""
     starts = split.offsets[index]
     lengths = split.offsets[index + 1] - starts

@@ -28,7 +28,9 @@ class ClassificationDataModule(L.LightningDataModule):
     All work happens once in :meth:`setup`; batches are gathered with tensor ops only.
     """
 
-    def __init__(self, data_cfg: Any, tokenizer_cfg: Any, paths_cfg: Any, seed: int, layout: str = "bag") -> None:
+    def __init__(
+        self, data_cfg: Any, tokenizer_cfg: Any, paths_cfg: Any, seed: int, layout: str = "bag"
+    ) -> None:
         super().__init__()
         if layout not in ("bag", "padded"):
             raise ValueError(f"layout must be 'bag' or 'padded', got {layout!r}")

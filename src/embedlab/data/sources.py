@@ -139,7 +139,9 @@ def source_problems(data: Any) -> list[str]:
     return problems
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices (keep, held_out): ``fraction`` of each label held out, seeded, order preserved."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"data.val_fraction must be in (0, 1), got {fraction}")
@@ -173,7 +175,11 @@ def ensure_val(dataset: TextDataset, fraction: float, seed: int) -> TextDataset:
             labels=None if train.labels is None else train.labels[idx],
         )
 
-    dataset.splits = {"train": take(keep), "val": take(held), **{k: v for k, v in dataset.splits.items() if k != "train"}}
+    dataset.splits = {
+        "train": take(keep),
+        "val": take(held),
+        **{k: v for k, v in dataset.splits.items() if k != "train"},
+    }
     dataset.info["val_carved"] = {"fraction": fraction, "seed": seed, "size": len(held)}
     return dataset
 

@@ -77,7 +77,10 @@ def generate(
         order = np.lexsort((rng.random(total), owner))
         words = vocab[tokens[order]]
         ends = np.cumsum(lengths)
-        texts = [" ".join(words[e - k : e]) + " ." for e, k in zip(ends.tolist(), lengths.tolist(), strict=True)]
+        texts = [
+            " ".join(words[e - k : e]) + " ."
+            for e, k in zip(ends.tolist(), lengths.tolist(), strict=True)
+        ]
         if label_noise > 0:
             flip = rng.random(n) < label_noise
             labels = np.where(flip, rng.integers(num_classes, size=n), labels)

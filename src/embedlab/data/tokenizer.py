@@ -60,7 +60,11 @@ def build_tokenizer(cfg: Any, train_texts: Sequence[str]) -> Tokenizer:
             special_tokens=specials,
             show_progress=False,
         )
-        split = pre_tokenizers.Whitespace() if cfg.split_punctuation else pre_tokenizers.WhitespaceSplit()
+        split = (
+            pre_tokenizers.Whitespace()
+            if cfg.split_punctuation
+            else pre_tokenizers.WhitespaceSplit()
+        )
         tok.pre_tokenizer = split
         tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with spaces
     elif kind == "bpe":
@@ -109,9 +113,7 @@ def encode(
     lengths = np.fromiter((len(ids) for ids in id_lists), dtype=np.int64, count=len(id_lists))
     offsets = np.zeros(len(id_lists) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    flat = np.fromiter(
-        (i for ids in id_lists for i in ids), dtype=np.int64, count=int(offsets[-1])
-    )
+    flat = np.fromiter((i for ids in id_lists for i in ids), dtype=np.int64, count=int(offsets[-1]))
     return EncodedSplit(
         ids=torch.from_numpy(flat),
         offsets=torch.from_numpy(offsets),

@@ -35,7 +35,9 @@ def setup_classification(cfg: Any) -> tuple[L.LightningDataModule, L.LightningMo
     dm = ClassificationDataModule(cfg.data, cfg.tokenizer, cfg.paths, cfg.seed, layout=spec.layout)
     dm.setup("fit")
     vectors = load_pretrained(cfg.pretrained, dm.vocab, cfg.paths.cache_dir)
-    embedding = build_embedding(cfg.embedding, len(dm.vocab), dm.pad_id, spec.bag_embedding, vectors)
+    embedding = build_embedding(
+        cfg.embedding, len(dm.vocab), dm.pad_id, spec.bag_embedding, vectors
+    )
     model = spec.build(cfg.model, embedding, dm.num_classes)
     extra = {
         "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),

@@ -56,7 +56,9 @@ class ClassificationTask(L.LightningModule):
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         return self.model(**inputs)
 
-    def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _step(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = self(batch)
         loss = self.loss_fn(logits, batch["labels"])
         return loss, logits.argmax(dim=-1), batch["labels"]
@@ -101,7 +103,11 @@ class ClassificationTask(L.LightningModule):
         groups = param_groups(self.model, self.optimizer_cfg, self.embedding, self.embedding_lr)
         optimizer = build_optimizer(groups, self.optimizer_cfg)
         interval = self.scheduler_cfg.interval
-        total = self.trainer.estimated_stepping_batches if interval == "step" else self.trainer.max_epochs
+        total = (
+            self.trainer.estimated_stepping_batches
+            if interval == "step"
+            else self.trainer.max_epochs
+        )
         scheduler = build_scheduler(optimizer, self.scheduler_cfg, int(total))
         if scheduler is None:
             return optimizer

@@ -32,7 +32,9 @@ def optimizer_problems(cfg: Any) -> list[str]:
     return check_kwargs("optimizer.kwargs", OPTIMIZERS.get(cfg.name), dict(cfg.kwargs))
 
 
-def param_groups(model: nn.Module, cfg: Any, embedding: nn.Module | None, embedding_lr: float | None) -> list[dict]:
+def param_groups(
+    model: nn.Module, cfg: Any, embedding: nn.Module | None, embedding_lr: float | None
+) -> list[dict]:
     """Trainable parameters split into the embedding group and the rest.
 
     Frozen parameters (``requires_grad`` false) are still registered in a group when the
@@ -44,13 +46,22 @@ def param_groups(model: nn.Module, cfg: Any, embedding: nn.Module | None, embedd
     for name, p in model.named_parameters():
         if id(p) in emb_ids or not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or name.endswith(".bias") or "norm" in name.lower() else decay).append(p)
+        (
+            no_decay if p.ndim < 2 or name.endswith(".bias") or "norm" in name.lower() else decay
+        ).append(p)
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay, "name": "decay"},
         {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
     ]
     if emb_params:
-        groups.append({"params": emb_params, "weight_decay": 0.0, "lr": embedding_lr or cfg.lr, "name": "embedding"})
+        groups.append(
+            {
+                "params": emb_params,
+                "weight_decay": 0.0,
+                "lr": embedding_lr or cfg.lr,
+                "name": "embedding",
+            }
+        )
     return [g for g in groups if g["params"]]
 
 
