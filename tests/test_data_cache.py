@@ -123,3 +123,14 @@ def test_trigrams_and_max_size():
     capped = NgramVocab(3, min_freq=1, max_size=1).fit(enc, tok.get_vocab_size())
     vocab = sorted(tok.get_vocab(), key=tok.get_vocab().get)
     assert capped.tokens(vocab) == ["a_b"]  # the most frequent (4 times)
+
+
+def test_ngrams_with_a_vocabulary_extended_by_pretrained_words_is_a_config_error(make_cfg):
+    import pytest
+
+    from embedlab.config import validate
+    from embedlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"tokenizer\.ngrams: .*restrict_to_vocab"):
+        validate(make_cfg("tokenizer.ngrams=2", "pretrained.restrict_to_vocab=false"))
+    validate(make_cfg("tokenizer.ngrams=2"))

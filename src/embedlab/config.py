@@ -488,6 +488,11 @@ def validate(cfg: DictConfig) -> DictConfig:
         problems.append(f"tokenizer.ngrams: must be 1, 2 or 3, got {tok.ngrams}")
     if tok.ngram_min_freq < 1:
         problems.append(f"tokenizer.ngram_min_freq: must be >= 1, got {tok.ngram_min_freq}")
+    if tok.ngrams > 1 and not cfg.pretrained.restrict_to_vocab:
+        problems.append(
+            "tokenizer.ngrams: word n-grams need pretrained.restrict_to_vocab=true "
+            "(adding pretrained words to the vocabulary would renumber the n-gram ids)"
+        )
 
     _choice(problems, "optimizer.name", cfg.optimizer.name, OPTIMIZERS.names())
     if cfg.optimizer.name in OPTIMIZERS:
