@@ -124,8 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per experiment")
     parser.add_argument("--out", default="reports/reproduce", help="writes <out>.md and <out>.json")
     parser.add_argument("--runs-dir", default="outputs/reproduce", help="run folders go here")
+    parser.add_argument(
+        "--combine", nargs="+", type=Path, help="only merge these <out>.json files into --out"
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args(argv)
+    if args.combine:
+        combine(Path(args.out), args.combine)
+        return 0
 
     os.environ.setdefault("EMBEDLAB_NUM_THREADS", "1")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -188,40 +194,87 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
     wall = time.perf_counter() - started
+    command = (
+        f"python scripts/reproduce.py --seeds {args.seeds} --datasets {args.datasets} "
+        f"--models {args.models} --inits {args.inits}"
+        + (" " + " ".join(args.overrides) if args.overrides else "")
+    )
+    info = {
+        "wall_seconds": wall,
+        "commands": [command],
+        "seeds": args.seeds,
+        "data_dir": str(data_dir),
+    }
+    write_report(Path(args.out), rows, results, info)
+    return 0
 
-    def num(x: float | None, signed: bool = False) -> str:
-        return "n/a" if x is None else (f"{x:+.1f}" if signed else f"{x:.1f}")
 
+def _num(x: float | None, signed: bool = False) -> str:
+    return "n/a" if x is None else (f"{x:+.1f}" if signed else f"{x:.1f}")
+
+
+def write_report(
+    out: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]], info: dict[str, Any]
+) -> str:
+    """Write ``out.md`` (the table) and ``out.json`` (rows, every run, commands, wall time)."""
+    order = [column for _, column in DATASETS.values()]
+    rows = sorted(
+        rows,
+        key=lambda r: order.index(r["dataset"]) if r["dataset"] in order else len(order),
+    )
     lines = [
-        f"| dataset | model | init | train file | ours: test acc % (mean ± std, {args.seeds} seeds) "
+        f"| dataset | model | init | train file | ours: test acc % (mean ± std, {info['seeds']} seeds) "
         "| Kim CNN-rand | Kim CNN-non-static | sent-conv-torch CNN-rand | ours - Kim CNN-rand | s/run |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['dataset']} | {r['model']} | {r['init']} | {r['train']} | {r['ours']} | {num(r['kim_rand'])} "
-            f"| {num(r['kim_nonstatic'])} | {num(r['sct_rand'])} | {num(r['delta'], True)} | {r['seconds']:.0f} |"
+            f"| {r['dataset']} | {r['model']} | {r['init']} | {r['train']} | {r['ours']} | {_num(r['kim_rand'])} "
+            f"| {_num(r['kim_nonstatic'])} | {_num(r['sct_rand'])} | {_num(r['delta'], True)} | {r['seconds']:.0f} |"
         )
+    wall = info["wall_seconds"]
     lines += [
         "",
-        f"Published numbers parsed from `{data_dir}/<dataset>/README.md` (Kim 2014, Table 2; "
+        f"Published numbers parsed from `{info['data_dir']}/<dataset>/README.md` (Kim 2014, Table 2; "
         "harvardnlp/sent-conv-torch README). Kim used 10-fold CV for MR, Subj, CR and MPQA; we use "
         "the single fixed 90/10 split shipped with the data (±1-2 points split-to-split).",
-        f"Command: `python scripts/reproduce.py --seeds {args.seeds} --datasets {args.datasets} --models {args.models} --inits {args.inits}"
-        + (" " + " ".join(args.overrides) if args.overrides else "")
-        + f"`; wall time {wall / 60:.1f} min ({len(results)} runs, EMBEDLAB_NUM_THREADS={os.environ['EMBEDLAB_NUM_THREADS']}).",
+        *[f"Command: `{c}`" for c in info["commands"]],
+        f"Wall time {wall / 60:.1f} min in all ({len(runs)} runs, "
+        f"EMBEDLAB_NUM_THREADS={os.environ.get('EMBEDLAB_NUM_THREADS', '1')}).",
     ]
     table = "\n".join(lines) + "\n"
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(table)
-    out.with_suffix(".json").write_text(
-        json.dumps({"wall_seconds": wall, "rows": rows, "runs": results}, indent=1, default=str)
-        + "\n"
-    )
+    payload = {**info, "rows": rows, "runs": runs}
+    out.with_suffix(".json").write_text(json.dumps(payload, indent=1, default=str) + "\n")
     print(table)
-    print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')} in {wall:.0f} s")
-    return 0
+    print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
+    return table
+
+
+def _same_row(run: dict[str, Any], row: dict[str, Any]) -> bool:
+    model, _, dataset = run["experiment"].partition("_")
+    return model == row["model"] and DATASETS.get(dataset, ("", dataset))[1] == row["dataset"]
+
+
+def combine(out: Path, parts: list[Path]) -> str:
+    """One table from several reproduce.py outputs (rows of later parts replace earlier ones)."""
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    runs: list[dict[str, Any]] = []
+    info: dict[str, Any] = {"wall_seconds": 0.0, "commands": [], "seeds": 0, "data_dir": ""}
+    for part in parts:
+        data = json.loads(part.read_text())
+        for r in data["rows"]:
+            key = (r["dataset"], r["model"], r["init"])
+            if key in rows:
+                runs = [x for x in runs if not _same_row(x, r)]
+            rows[key] = r
+        runs += data["runs"]
+        info["wall_seconds"] += data["wall_seconds"]
+        info["commands"] += data.get("commands", [])
+        info["seeds"] = max(info["seeds"], data.get("seeds", 0))
+        info["data_dir"] = data.get("data_dir", info["data_dir"])
+    return write_report(out, list(rows.values()), runs, info)
 
 
 if __name__ == "__main__":
