@@ -121,3 +121,43 @@ def test_transformer_experiments_compose_and_validate(make_cfg, experiment):
     cfg = make_cfg(f"experiment={experiment}", tiny=False)
     validate(cfg)
     assert cfg.model.name == "transformer" and cfg.embedding.dim == cfg.model.d_model
+
+
+def test_reproduce_combine_replaces_rows_and_keeps_dataset_order(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from reproduce import combine
+
+    def row(dataset: str, ours: str) -> dict:
+        return {
+            "dataset": dataset,
+            "model": "boe",
+            "init": "rand (normal)",
+            "train": "train.tsv",
+            "ours": ours,
+            "kim_rand": 76.1,
+            "kim_nonstatic": 81.5,
+            "sct_rand": 75.9,
+            "delta": 1.0,
+            "seconds": 3.0,
+        }
+
+    def part(name: str, rows: list, runs: list) -> Path:
+        path = tmp_path / f"{name}.json"
+        info = {"wall_seconds": 60.0, "commands": [name], "seeds": 3, "data_dir": "d"}
+        path.write_text(json.dumps({**info, "rows": rows, "runs": runs}))
+        return path
+
+    first = part(
+        "a",
+        [row("TREC", "88.0 ± 1.0"), row("MR", "77.0 ± 1.0")],
+        [{"experiment": "boe_trec", "seed": 0}, {"experiment": "boe_mr", "seed": 0}],
+    )
+    second = part("b", [row("MR", "78.0 ± 0.5")], [{"experiment": "boe_mr", "seed": 0}])
+    table = combine(tmp_path / "all", [first, second])
+    lines = [x for x in table.splitlines() if x.startswith("| MR") or x.startswith("| TREC")]
+    assert (
+        lines[0].startswith("| MR") and "78.0 ± 0.5" in lines[0] and lines[1].startswith("| TREC")
+    )
+    data = json.loads((tmp_path / "all.json").read_text())
+    assert len(data["runs"]) == 2 and data["wall_seconds"] == 120.0
+    assert "Command: `a`" in table and "Command: `b`" in table
