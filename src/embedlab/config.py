@@ -185,7 +185,9 @@ class HubDataConfig(DataCommon):
     )
     subset: str | None = None  # the dataset's config name ("wikitext-2-raw-v1")
     revision: str | None = None  # git revision on the hub (None: main)
-    data_files: dict[str, Any] | None = None  # builder inputs: {split: path or [paths]}
+    data_files: dict[str, Any] = field(
+        default_factory=dict
+    )  # builder inputs: {split: path or [paths]}
     splits: dict[str, Any] = field(
         default_factory=lambda: {"train": "train", "val": "validation", "test": "test"}
     )  # our split -> the dataset's split; a missing val is carved, null drops a split
@@ -216,8 +218,11 @@ class TokenizerConfig:
     bos_token: str | None = None  # e.g. "<bos>" for sentence-wise language modelling
     eos_token: str | None = None  # e.g. "<eos>"
     path: str | None = None  # load a saved tokenizer.json instead of training one
-    ngrams: int = 1  # add hashed word n-grams up to this order (2: bigrams, fastText-style)
-    ngram_buckets: int = 200000  # hash buckets for the n-grams (extra embedding rows)
+    ngrams: int = (
+        1  # add word n-grams up to this order as extra tokens (2: bigrams, fastText-style)
+    )
+    ngram_min_freq: int = 2  # keep n-grams seen at least this often in train
+    ngram_max_size: int | None = None  # keep at most this many n-grams (most frequent first)
 
 
 # --------------------------------------------------------------------------- embedding
@@ -722,8 +727,13 @@ def validate(cfg: DictConfig) -> DictConfig:
         )
     if not 1 <= tok.ngrams <= 3:
         problems.append(f"tokenizer.ngrams: must be 1, 2 or 3, got {tok.ngrams}")
-    if tok.ngrams > 1 and tok.ngram_buckets < 1:
-        problems.append(f"tokenizer.ngram_buckets: must be >= 1, got {tok.ngram_buckets}")
+    if tok.ngram_min_freq < 1:
+        problems.append(f"tokenizer.ngram_min_freq: must be >= 1, got {tok.ngram_min_freq}")
+    if tok.ngrams > 1 and not cfg.pretrained.restrict_to_vocab:
+        problems.append(
+            "tokenizer.ngrams: word n-grams need pretrained.restrict_to_vocab=true "
+            "(adding pretrained words to the vocabulary would renumber the n-gram ids)"
+        )
 
     _choice(problems, "optimizer.name", cfg.optimizer.name, OPTIMIZERS.names())
     if cfg.optimizer.name in OPTIMIZERS:

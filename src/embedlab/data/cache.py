@@ -45,7 +45,7 @@ def cache_key(dataset: TextDataset, tokenizer_cfg: Any, max_len: int | None) -> 
     h = hashlib.sha256()
     tok = _plain(tokenizer_cfg)
     # the n-gram step runs after the cache (cheap, vectorised): not part of the key
-    tok = {k: v for k, v in tok.items() if k not in ("ngrams", "ngram_buckets")}
+    tok = {k: v for k, v in tok.items() if not k.startswith("ngram")}
     h.update(
         json.dumps(
             {"v": CACHE_VERSION, "tokenizer": tok, "max_len": max_len}, sort_keys=True

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from embedlab.data.batching import BagBatches, LengthBucketSampler, PaddedBatches, identity_collate
 from embedlab.data.cache import tokenize_splits
 from embedlab.data.sources import load_dataset
-from embedlab.data.tokenizer import add_ngrams, encode, ngram_vocabulary, special_tokens, vocabulary
+from embedlab.data.tokenizer import NgramVocab, encode, special_tokens, vocabulary
 from embedlab.data.types import EncodedSplit, TextDataset
 from embedlab.errors import DataError
 
@@ -57,19 +57,23 @@ class ClassificationDataModule(L.LightningDataModule):
             enabled=self.data_cfg.cache,
         )
         self.vocab = vocabulary(self.tokenizer)
-        n, buckets = (
-            getattr(self.tokenizer_cfg, "ngrams", 1),
-            getattr(self.tokenizer_cfg, "ngram_buckets", 0),
-        )
         word_vocab = len(self.vocab)
-        self.encoded = {k: add_ngrams(v, n, buckets, word_vocab) for k, v in encoded.items()}
-        self.vocab = self.vocab + ngram_vocabulary(n, buckets)
+        n = getattr(self.tokenizer_cfg, "ngrams", 1)
+        self.ngrams = None
+        if n > 1:  # cheap and vectorised: after the cache, from the cached unigram ids
+            tc = self.tokenizer_cfg
+            self.ngrams = NgramVocab(n, tc.ngram_min_freq, tc.ngram_max_size).fit(
+                encoded["train"], word_vocab
+            )
+            encoded = {k: self.ngrams.transform(v) for k, v in encoded.items()}
+            self.vocab = self.vocab + self.ngrams.tokens(self.vocab)
+        self.encoded = encoded
         self._check_labels()
         log.info(
             "data: %s | vocab %d%s | tokenized cache: %s | %s",
             self.dataset.info.get("name", self.data_cfg.source),
             word_vocab,
-            f" + {buckets} n-gram buckets" if n > 1 else "",
+            f" + {len(self.ngrams)} n-grams" if self.ngrams is not None else "",
             self.cache_status,
             ", ".join(f"{k} {len(v)}" for k, v in self.encoded.items()),
         )
@@ -134,11 +138,13 @@ class ClassificationDataModule(L.LightningDataModule):
         return special_tokens(self.tokenizer_cfg)
 
     def save(self, folder: str | Path) -> None:
-        """Write tokenizer.json and labels.json into ``folder`` (the run folder)."""
+        """Write tokenizer.json, labels.json (and ngrams.json) into ``folder`` (the run folder)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save(str(folder / "tokenizer.json"))
         (folder / "labels.json").write_text(json.dumps(self.label_names, indent=1) + "\n")
+        if getattr(self, "ngrams", None) is not None:  # rebuild with NgramVocab.from_dict
+            (folder / "ngrams.json").write_text(json.dumps(self.ngrams.to_dict()) + "\n")
 
     # ------------------------------------------------------------------ loaders
     def _dataset(self, split: str) -> BagBatches | PaddedBatches:

@@ -345,10 +345,13 @@ class LabelEncoder:
     def lookup(self, label: str) -> int | None:
         if label in self.index:
             return self.index[label]
-        if _is_int(label) and 0 <= int(label) < len(self.names) and label not in self.names:
-            # an integer id into the given names (only when the names are not themselves integers)
-            if not all(_is_int(n) for n in self.names):
-                return int(label)
+        # an integer id into the given names (only when the names are not themselves integers)
+        if (
+            _is_int(label)
+            and 0 <= int(label) < len(self.names)
+            and not all(_is_int(n) for n in self.names)
+        ):
+            return int(label)
         return None
 
 
@@ -360,7 +363,7 @@ def encode_labels(
     for row in rows:
         idx = encoder.lookup(row.label)
         if idx is None:
-            known = encoder.names if len(encoder.names) <= 20 else encoder.names[:20] + ["..."]
+            known = encoder.names if len(encoder.names) <= 20 else [*encoder.names[:20], "..."]
             seen = "never seen in train" if split != "train" else "not among data.label_names"
             bad("unknown label", f"{row.label!r} {seen} (known: {known})", path, row.line)
             continue

@@ -97,7 +97,7 @@ def _load(cfg: Any) -> Any:
         return datasets.load_dataset(
             cfg.name,
             cfg.subset,
-            data_files=_plain(cfg.data_files),
+            data_files=_plain(cfg.data_files) or None,
             revision=cfg.revision,
             cache_dir=cfg.cache_dir,
             streaming=cfg.streaming,

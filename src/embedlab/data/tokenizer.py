@@ -131,54 +131,119 @@ def token_counts(split: EncodedSplit, vocab_size: int) -> torch.Tensor:
     return torch.bincount(split.ids, minlength=vocab_size)
 
 
-_NGRAM_PRIMES = (1, 116049371, 2654435761)  # one multiplier per position in the n-gram
-
-
-def add_ngrams(split: EncodedSplit, n: int, buckets: int, vocab_size: int) -> EncodedSplit:
-    """Append hashed word n-grams (orders 2..n) to every text, fastText-style.
-
-    The n-gram of ids ``(a, b[, c])`` becomes id ``vocab_size + hash(a, b[, c]) % buckets``, so
-    the embedding table needs ``vocab_size + buckets`` rows. N-grams never cross text
-    boundaries; each text's unigrams come first, then its bigrams, then its trigrams.
-    """
-    if n <= 1:
-        return split
+def _ngram_keys(split: EncodedSplit, order: int, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(key per n-gram, text index per n-gram) for the ``order``-grams inside each text."""
     ids = split.ids.numpy()
     offsets = split.offsets.numpy()
     lengths = offsets[1:] - offsets[:-1]
-    text_of = np.repeat(
-        np.arange(len(lengths), dtype=np.int64), lengths
-    )  # (T,) text index per token
-    pieces_ids = [ids]
-    pieces_text = [text_of]
-    pieces_order = [np.zeros(len(ids), dtype=np.int64)]
-    for order in range(2, n + 1):
-        if len(ids) < order:
-            break
-        starts = np.arange(len(ids) - order + 1)
-        same = text_of[starts] == text_of[starts + order - 1]  # n-gram inside one text
-        starts = starts[same]
-        h = np.zeros(len(starts), dtype=np.uint64)
-        for j in range(order):
-            h = h * np.uint64(_NGRAM_PRIMES[1]) + ids[starts + j].astype(np.uint64) * np.uint64(
-                _NGRAM_PRIMES[j]
+    text_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)  # (T,)
+    if len(ids) < order:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = np.arange(len(ids) - order + 1)
+    starts = starts[text_of[starts] == text_of[starts + order - 1]]  # never across texts
+    keys = np.zeros(len(starts), dtype=np.int64)
+    for j in range(order):
+        keys = keys * vocab_size + ids[starts + j]
+    return keys, text_of[starts]
+
+
+class NgramVocab:
+    """Word n-grams (orders 2..n) seen at least ``min_freq`` times in train, as extra ids.
+
+    fastText-style features for bag-of-embeddings models, without hash collisions: the
+    kept n-grams get ids ``vocab_size, vocab_size + 1, ...`` (most frequent first) and are
+    appended to each text after its words; n-grams not kept are dropped.
+    """
+
+    def __init__(self, n: int, min_freq: int = 2, max_size: int | None = None) -> None:
+        self.n, self.min_freq, self.max_size = n, min_freq, max_size
+        self.vocab_size = 0
+        self.keys: dict[int, np.ndarray] = {}  # order -> sorted kept keys
+        self.ids: dict[int, np.ndarray] = {}  # order -> id of each sorted key
+
+    def fit(self, train: EncodedSplit, vocab_size: int) -> NgramVocab:
+        if vocab_size**self.n >= 2**63:
+            raise ValueError(
+                f"tokenizer.ngrams={self.n}: vocabulary of {vocab_size} too large for exact n-gram keys"
             )
-        pieces_ids.append(vocab_size + (h % np.uint64(buckets)).astype(np.int64))
-        pieces_text.append(text_of[starts])
-        pieces_order.append(np.full(len(starts), order - 1, dtype=np.int64))
-    all_ids = np.concatenate(pieces_ids)
-    all_text = np.concatenate(pieces_text)
-    order_key = np.lexsort((np.concatenate(pieces_order), all_text))  # by text, then n-gram order
-    new_lengths = np.bincount(all_text, minlength=len(lengths)).astype(np.int64)
-    new_offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(new_lengths, out=new_offsets[1:])
-    return EncodedSplit(
-        ids=torch.from_numpy(np.ascontiguousarray(all_ids[order_key])),
-        offsets=torch.from_numpy(new_offsets),
-        labels=split.labels,
-    )
+        self.vocab_size = vocab_size
+        found = []
+        for order in range(2, self.n + 1):
+            keys, _ = _ngram_keys(train, order, vocab_size)
+            uniq, counts = np.unique(keys, return_counts=True)
+            keep = counts >= self.min_freq
+            found += [
+                (int(c), order, int(k)) for k, c in zip(uniq[keep], counts[keep], strict=True)
+            ]
+        found.sort(key=lambda x: (-x[0], x[1], x[2]))  # most frequent first, deterministic ties
+        if self.max_size is not None:
+            found = found[: self.max_size]
+        for order in range(2, self.n + 1):
+            pairs = sorted((k, i) for i, (_, o, k) in enumerate(found) if o == order)
+            self.keys[order] = np.asarray([k for k, _ in pairs], dtype=np.int64)
+            self.ids[order] = np.asarray([vocab_size + i for _, i in pairs], dtype=np.int64)
+        return self
 
+    def __len__(self) -> int:
+        return sum(len(k) for k in self.keys.values())
 
-def ngram_vocabulary(n: int, buckets: int) -> list[str]:
-    """Names of the n-gram bucket rows (appended to the vocabulary when ``n > 1``)."""
-    return [f"<ngram:{i}>" for i in range(buckets)] if n > 1 else []
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able state (keys are word ids of the saved tokenizer), for ``ngrams.json``."""
+        return {
+            "n": self.n,
+            "min_freq": self.min_freq,
+            "max_size": self.max_size,
+            "vocab_size": self.vocab_size,
+            "keys": {str(o): k.tolist() for o, k in self.keys.items()},
+            "ids": {str(o): i.tolist() for o, i in self.ids.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> NgramVocab:
+        ng = cls(state["n"], state["min_freq"], state["max_size"])
+        ng.vocab_size = state["vocab_size"]
+        ng.keys = {int(o): np.asarray(k, dtype=np.int64) for o, k in state["keys"].items()}
+        ng.ids = {int(o): np.asarray(i, dtype=np.int64) for o, i in state["ids"].items()}
+        return ng
+
+    def tokens(self, vocab: list[str]) -> list[str]:
+        """Readable names of the n-gram ids in id order, e.g. ``not_good``."""
+        out = [""] * len(self)
+        for order, keys in self.keys.items():
+            for key, idx in zip(keys.tolist(), self.ids[order].tolist(), strict=True):
+                parts = []
+                for _ in range(order):
+                    key, rem = divmod(key, self.vocab_size)
+                    parts.append(vocab[rem])
+                out[idx - self.vocab_size] = "_".join(reversed(parts))
+        return out
+
+    def transform(self, split: EncodedSplit) -> EncodedSplit:
+        """``split`` with each text's kept n-grams appended after its words."""
+        if self.n <= 1 or not len(self):
+            return split
+        lengths = (split.offsets[1:] - split.offsets[:-1]).numpy()
+        pieces_ids = [split.ids.numpy()]
+        pieces_text = [np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)]
+        pieces_order = [np.zeros(len(pieces_ids[0]), dtype=np.int64)]
+        for order in range(2, self.n + 1):
+            keys, text_of = _ngram_keys(split, order, self.vocab_size)
+            table = self.keys[order]
+            if not len(table) or not len(keys):
+                continue
+            pos = np.clip(np.searchsorted(table, keys), 0, len(table) - 1)
+            hit = table[pos] == keys
+            pieces_ids.append(self.ids[order][pos[hit]])
+            pieces_text.append(text_of[hit])
+            pieces_order.append(np.full(int(hit.sum()), order - 1, dtype=np.int64))
+        all_text = np.concatenate(pieces_text)
+        order_key = np.lexsort(
+            (np.concatenate(pieces_order), all_text)
+        )  # stable: by text, then order
+        new_offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(all_text, minlength=len(lengths)), out=new_offsets[1:])
+        return EncodedSplit(
+            ids=torch.from_numpy(np.ascontiguousarray(np.concatenate(pieces_ids)[order_key])),
+            offsets=torch.from_numpy(new_offsets),
+            labels=split.labels,
+        )
