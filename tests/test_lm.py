@@ -266,3 +266,68 @@ def test_ptb_token_counts_match_the_reference(make_cfg, shared_data, monkeypatch
     }
     used = torch.unique(dm.encoded["train"].ids)
     assert len(used) == 10000
+
+
+def test_lm_shares_the_embedding_policy_unfreeze_and_pretrained(make_cfg, tmp_path, monkeypatch):
+    """task=lm gets the same embedding machinery as classification: pretrained rows with
+    coverage, a frozen table that unfreezes at the configured epoch."""
+    import torch
+
+    from embedlab.config import validate
+    from embedlab.errors import ConfigError
+    from embedlab.tasks import TASKS
+
+    monkeypatch.setenv("EMBEDLAB_NUM_THREADS", "1")
+    base = [
+        "experiment=lm_default",
+        "data.num_train=300",
+        "data.num_val=40",
+        "data.num_test=40",
+        "data.block_size=16",
+        "model.num_layers=1",
+        "model.max_positions=16",
+        "trainer.max_epochs=2",
+        "trainer.val_check_interval=1.0",
+    ]
+    # vectors for a few words of the corpus, written by the test in word2vec text format
+    probe = make_cfg(*base)
+    dm, _ = TASKS.get("lm").setup(probe)
+    words = [w for w in dm.vocab if not w.startswith("<")][:5]
+    dim = probe.embedding.dim
+    vec_file = tmp_path / "vecs.txt"
+    vec_file.write_text(
+        f"{len(words)} {dim}\n" + "".join(f"{w} " + " ".join(["0.5"] * dim) + "\n" for w in words)
+    )
+    cfg = make_cfg(
+        *base,
+        "pretrained=file",
+        f"pretrained.path={vec_file}",
+        "embedding.unfreeze_at_epoch=1",
+        "callbacks.checkpoint.save_last=true",
+    )
+    cfg.paths.output_dir = str(tmp_path / "lm_run")
+    _, module = TASKS.get("lm").setup(cfg)
+    assert module.embedding_report["coverage_types"] > 0
+    table = module.embedding.weight
+    row = dm.vocab.index(words[0])
+    assert torch.allclose(table[row], torch.full((dim,), 0.5))
+    assert not table.requires_grad  # frozen until epoch 1
+    metrics = train(cfg)
+    assert metrics["embedding/coverage_types"] == pytest.approx(
+        module.embedding_report["coverage_types"]
+    )
+    last = tmp_path / "lm_run" / "checkpoints" / "last.ckpt"  # the weights after epoch 1
+    trained = torch.load(last, map_location="cpu", weights_only=False)["state_dict"][
+        "model.encoder.embedding.weight"
+    ]
+    assert not torch.allclose(trained[row], torch.full((dim,), 0.5))  # trained after unfreezing
+
+    with pytest.raises(ConfigError, match="restrict_to_vocab"):
+        validate(
+            make_cfg(
+                *base,
+                "pretrained=file",
+                f"pretrained.path={vec_file}",
+                "pretrained.restrict_to_vocab=false",
+            )
+        )

@@ -734,6 +734,11 @@ def validate(cfg: DictConfig) -> DictConfig:
             "tokenizer.ngrams: word n-grams need pretrained.restrict_to_vocab=true "
             "(adding pretrained words to the vocabulary would renumber the n-gram ids)"
         )
+    if cfg.task.name == "lm" and not cfg.pretrained.restrict_to_vocab:
+        problems.append(
+            "pretrained.restrict_to_vocab: extending the vocabulary with pretrained words is "
+            "supported for task=classification only; keep it true for task=lm"
+        )
 
     _choice(problems, "optimizer.name", cfg.optimizer.name, OPTIMIZERS.names())
     if cfg.optimizer.name in OPTIMIZERS:

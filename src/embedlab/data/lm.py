@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from embedlab.data.batching import LengthBucketSampler, gather_bags, identity_collate
 from embedlab.data.sources import load_dataset
-from embedlab.data.tokenizer import build_tokenizer, encode, vocabulary
+from embedlab.data.tokenizer import build_tokenizer, encode, special_tokens, vocabulary
 from embedlab.data.types import EncodedSplit, TextDataset
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,10 @@ class LanguageModelDataModule(L.LightningDataModule):
     @property
     def eos_id(self) -> int | None:
         return self._id(self.tokenizer_cfg.eos_token)
+
+    @property
+    def specials(self) -> list[str]:
+        return special_tokens(self.tokenizer_cfg)
 
     def decode(self, ids: Sequence[int]) -> str:
         """Token ids back to text (specials kept visible, pads dropped)."""

@@ -130,16 +130,13 @@ TASKS.register("classification")(TaskSpec(setup_classification, monitor="val/acc
 
 def setup_language_modeling(cfg: Any) -> tuple[L.LightningDataModule, L.LightningModule]:
     from embedlab.data.lm import LanguageModelDataModule
-    from embedlab.embeddings import build_embedding, load_pretrained
     from embedlab.models import MODELS
 
     spec = MODELS.get(cfg.model.name)
+    apply_tokenizer_override(cfg)
     dm = LanguageModelDataModule(cfg.data, cfg.tokenizer, cfg.paths, cfg.seed)
     dm.setup("fit")
-    vectors = load_pretrained(cfg.pretrained, dm.vocab, cfg.paths.cache_dir)
-    embedding = build_embedding(
-        cfg.embedding, len(dm.vocab), dm.pad_id, spec.bag_embedding, vectors
-    )
+    embedding, report = prepare_embedding(cfg, dm, spec.bag_embedding)
     model = spec.build(cfg.model, embedding, len(dm.vocab))
     gen = cfg.task.generate
     if gen.prompt:
@@ -164,7 +161,9 @@ def setup_language_modeling(cfg: Any) -> tuple[L.LightningDataModule, L.Lightnin
         banned_ids=[dm.pad_id] + ([dm.bos_id] if dm.bos_id is not None else []),
         stop_id=dm.eos_id,
         checkpoint_extra=extra,
+        unfreeze_later=cfg.embedding.unfreeze_at_epoch is not None,
     )
+    module.embedding_report = report
     return dm, module
 
 

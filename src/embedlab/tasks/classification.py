@@ -10,7 +10,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from embedlab.training.optim import build_optimizer, build_scheduler, param_groups
+from embedlab.training.optim import configure_task_optimizers
 
 
 class ClassificationTask(L.LightningModule):
@@ -100,24 +100,7 @@ class ClassificationTask(L.LightningModule):
         self.test_metrics.reset()
 
     def configure_optimizers(self) -> Any:
-        groups = param_groups(
-            self.model,
-            self.optimizer_cfg,
-            self.embedding,
-            self.embedding_lr,
-            unfreeze_later=self.unfreeze_later,
-        )
-        optimizer = build_optimizer(groups, self.optimizer_cfg)
-        interval = self.scheduler_cfg.interval
-        total = (
-            self.trainer.estimated_stepping_batches
-            if interval == "step"
-            else self.trainer.max_epochs
-        )
-        scheduler = build_scheduler(optimizer, self.scheduler_cfg, int(total))
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        return configure_task_optimizers(self)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # self-contained checkpoints: resolved config, tokenizer, vocabulary, label names

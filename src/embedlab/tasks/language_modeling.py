@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MinMetric, SumMetric
 
-from embedlab.training.optim import build_optimizer, build_scheduler, param_groups
+from embedlab.training.optim import configure_task_optimizers
 
 IGNORE = -100
 
@@ -45,6 +45,7 @@ class LanguageModelingTask(L.LightningModule):
         banned_ids: list[int] | None = None,
         stop_id: int | None = None,
         checkpoint_extra: dict[str, Any] | None = None,
+        unfreeze_later: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
@@ -58,6 +59,8 @@ class LanguageModelingTask(L.LightningModule):
         self.banned_ids = banned_ids or []
         self.stop_id = stop_id
         self.checkpoint_extra = checkpoint_extra or {}
+        self.unfreeze_later = unfreeze_later  # a frozen table joins the optimizer up front
+        self.embedding_report: dict[str, Any] = {}  # pretrained coverage (set by the task setup)
         self.nll = {s: SumMetric() for s in ("val", "test")}  # summed nats per split
         self.count = {s: SumMetric() for s in ("val", "test")}  # predicted tokens per split
         # registered as submodules so they follow the device and sync under DDP
@@ -167,18 +170,7 @@ class LanguageModelingTask(L.LightningModule):
 
     # ------------------------------------------------------------------ optim
     def configure_optimizers(self) -> Any:
-        groups = param_groups(self.model, self.optimizer_cfg, self.embedding, self.embedding_lr)
-        optimizer = build_optimizer(groups, self.optimizer_cfg)
-        interval = self.scheduler_cfg.interval
-        total = (
-            self.trainer.estimated_stepping_batches
-            if interval == "step"
-            else self.trainer.max_epochs
-        )
-        scheduler = build_scheduler(optimizer, self.scheduler_cfg, int(total))
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        return configure_task_optimizers(self)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["embedlab"] = self.checkpoint_extra

@@ -227,3 +227,27 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, total_steps: int
 
     sched = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     return {"scheduler": sched, "interval": cfg.interval, "frequency": 1, "name": "lr"}
+
+
+def configure_task_optimizers(module: Any) -> Any:
+    """``configure_optimizers`` of every task: parameter groups, optimizer, optional schedule.
+
+    Reads ``module.model``, ``optimizer_cfg``, ``scheduler_cfg``, ``embedding``,
+    ``embedding_lr`` and ``unfreeze_later`` (a frozen table that a callback unfreezes later
+    joins the optimizer up front); the schedule's length comes from ``module.trainer``.
+    """
+    groups = param_groups(
+        module.model,
+        module.optimizer_cfg,
+        module.embedding,
+        module.embedding_lr,
+        unfreeze_later=getattr(module, "unfreeze_later", False),
+    )
+    optimizer = build_optimizer(groups, module.optimizer_cfg)
+    trainer = module.trainer
+    step = module.scheduler_cfg.interval == "step"
+    total = trainer.estimated_stepping_batches if step else trainer.max_epochs
+    scheduler = build_scheduler(optimizer, module.scheduler_cfg, int(total))
+    if scheduler is None:
+        return optimizer
+    return {"optimizer": optimizer, "lr_scheduler": scheduler}
