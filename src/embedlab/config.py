@@ -86,9 +86,8 @@ class DataCommon:
     val_fraction: float = 0.1  # carved from train (stratified, seeded) when there is no val split
     max_len: int | None = None  # truncate every text to this many tokens (None: keep all)
     cache: bool = True  # cache tokenized splits under paths.cache_dir, keyed by content
-    length_buckets: int = (
-        50  # padded layouts: sort by length within chunks of this many batches (0: off)
-    )
+    # padded layouts: sort by length within chunks of this many batches (0: off)
+    length_buckets: int = 50
     on_bad_rows: OnBadRows = OnBadRows.error  # error: stop at file:line | skip: drop, count, report
 
 
@@ -180,9 +179,8 @@ class HubDataConfig(DataCommon):
     """A dataset through ``datasets.load_dataset`` (Hugging Face hub, or a local builder)."""
 
     source: str = "hub"
-    name: str = (
-        MISSING  # hub id ("fancyzhx/ag_news") or a builder ("csv", "json", "text", "parquet")
-    )
+    # hub id ("fancyzhx/ag_news") or a builder ("csv", "json", "text", "parquet")
+    name: str = MISSING
     subset: str | None = None  # the dataset's config name ("wikitext-2-raw-v1")
     revision: str | None = None  # git revision on the hub (None: main)
     data_files: dict[str, Any] = field(
@@ -195,9 +193,8 @@ class HubDataConfig(DataCommon):
     label_column: str | None = "label"  # the label field (null: unlabelled, e.g. LM corpora)
     label_names: list[str] | None = None  # id order (None: the ClassLabel names, else sorted)
     streaming: bool = False  # read lazily without materialising the whole dataset on disk
-    max_examples: int | None = (
-        None  # keep the first N examples per split (with streaming: fetch only N)
-    )
+    # keep the first N examples per split (with streaming: fetch only N)
+    max_examples: int | None = None
     cache_dir: str | None = None  # datasets' own cache (None: HF_DATASETS_CACHE)
 
 
@@ -218,9 +215,8 @@ class TokenizerConfig:
     bos_token: str | None = None  # e.g. "<bos>" for sentence-wise language modelling
     eos_token: str | None = None  # e.g. "<eos>"
     path: str | None = None  # load a saved tokenizer.json instead of training one
-    ngrams: int = (
-        1  # add word n-grams up to this order as extra tokens (2: bigrams, fastText-style)
-    )
+    # add word n-grams up to this order as extra tokens (2: bigrams, fastText-style)
+    ngrams: int = 1
     ngram_min_freq: int = 2  # keep n-grams seen at least this often in train
     ngram_max_size: int | None = None  # keep at most this many n-grams (most frequent first)
 
@@ -232,9 +228,8 @@ class TokenizerConfig:
 class EmbeddingConfig:
     init: str = "normal"  # registry name of the initializer (see embedlab.embeddings.init)
     init_args: dict[str, Any] = field(default_factory=dict)  # that initializer's arguments
-    dim: int | None = (
-        64  # embedding dimension (None: the pretrained vectors' dim; must match them if set)
-    )
+    # embedding dimension (None: the pretrained vectors' dim; must match them if set)
+    dim: int | None = 64
     padding_idx: bool = True  # the <pad> row is zero and receives no gradient
     max_norm: float | None = None  # renormalise looked-up rows to at most this norm
     norm_type: float = 2.0  # the p of the p-norm for max_norm
@@ -253,9 +248,8 @@ class EmbeddingConfig:
 @dataclass
 class PretrainedConfig:
     source: str = "none"  # registry name of the pretrained source (none: no vectors)
-    name: str | None = (
-        None  # glove: 6B|42B|840B|twitter.27B; fasttext: cc.en.300, ...; hf: model id/folder
-    )
+    # glove: 6B|42B|840B|twitter.27B; fasttext: cc.en.300, ...; hf: model id/folder
+    name: str | None = None
     dim: int | None = None  # vector dimension (glove: part of the file name; else checked if set)
     path: str | None = None  # explicit file or model folder (overrides the cache lookup)
     format: str | None = None  # text | word2vec_bin | fasttext | pt | npy (None: from extension)
@@ -263,9 +257,8 @@ class PretrainedConfig:
     cache_dir: str = "${paths.vector_cache}"  # where named vectors are looked up / downloaded
     download: bool = True  # fetch a known file when missing (needs the network)
     url: str | None = None  # download from this URL instead of the known ones (mirror, file://)
-    sha256: str | None = (
-        None  # expected sha256 of the downloaded file (None: length + archive CRC only)
-    )
+    # expected sha256 of the downloaded file (None: length + archive CRC only)
+    sha256: str | None = None
     restrict_to_vocab: bool = True  # only vocabulary words; else extend the vocabulary
     max_vectors: int | None = None  # with restrict_to_vocab false: add the file's top words
     lowercase_fallback: bool = True  # try the lowercased word when the exact one is missing
@@ -294,9 +287,8 @@ class BagOfEmbeddingsConfig(ModelCommon):
 
 @dataclass
 class TransformerCommon(ModelCommon):
-    d_model: int = (
-        64  # width of the residual stream (a Linear projects the embedding if it differs)
-    )
+    # width of the residual stream (a Linear projects the embedding if it differs)
+    d_model: int = 64
     nhead: int = 4  # attention heads (must divide d_model)
     num_layers: int = 2  # transformer blocks
     dim_feedforward: int = 256  # hidden width of each block's MLP
@@ -305,9 +297,8 @@ class TransformerCommon(ModelCommon):
     norm_first: bool = True  # pre-norm (GPT-2) blocks; false: post-norm (original Transformer)
     positional: Positional = Positional.sinusoidal  # sinusoidal | learned | none
     max_positions: int = 512  # longest sequence (learned table size; the CLS slot counts)
-    scale_embedding: bool = (
-        False  # multiply token vectors by sqrt(d_model) (Vaswani; helps sinusoidal)
-    )
+    # multiply token vectors by sqrt(d_model) (Vaswani; helps sinusoidal)
+    scale_embedding: bool = False
 
 
 @dataclass
@@ -323,9 +314,8 @@ class TransformerLMConfig(TransformerCommon):
     """Causal (GPT-style) language model; use with task=lm."""
 
     name: str = "transformer_lm"
-    tie_weights: bool = (
-        True  # share the input embedding with the output layer (needs dim == d_model)
-    )
+    # share the input embedding with the output layer (needs dim == d_model)
+    tie_weights: bool = True
 
 
 # --------------------------------------------------------------------------- task
@@ -387,9 +377,8 @@ class TrainerConfig:
     check_val_every_n_epoch: int = 1
     val_check_interval: Any = None  # int = every N batches, float = fraction of an epoch
     log_every_n_steps: int = 20
-    deterministic: bool = (
-        False  # torch.use_deterministic_algorithms (needed on GPU for bitwise repeats)
-    )
+    # torch.use_deterministic_algorithms (needed on GPU for bitwise repeats)
+    deterministic: bool = False
     benchmark: bool | None = None
     fast_dev_run: Any = False  # bool or int
     # int = number of batches, float = fraction of the split (Lightning's convention)
