@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from embedlab.data.types import EncodedSplit
 
@@ -204,3 +204,27 @@ class LengthBucketSampler(DistributedSampler):
         if self.num_replicas == 1:
             return n
         return (n // self.batch_size) // self.num_replicas * self.batch_size
+
+
+def make_loader(
+    dataset: Dataset, data_cfg: Any, train: bool, seed: int, lengths: torch.Tensor | None = None
+) -> DataLoader:
+    """The DataLoader every datamodule uses for one split.
+
+    Batches come whole from ``dataset.__getitems__``. Training batches are shuffled, or, when
+    ``lengths`` (tokens per example) is given and ``data.length_buckets > 0``, drawn by a
+    :class:`LengthBucketSampler` so padded batches hold examples of similar length.
+    """
+    batch_size = data_cfg.batch_size if train else data_cfg.eval_batch_size
+    sampler = None
+    if train and lengths is not None and data_cfg.length_buckets > 0:
+        sampler = LengthBucketSampler(lengths, batch_size, data_cfg.length_buckets, seed=seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        collate_fn=identity_collate,
+        num_workers=data_cfg.num_workers,
+        persistent_workers=data_cfg.num_workers > 0,
+    )

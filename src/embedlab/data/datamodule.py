@@ -11,7 +11,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
-from embedlab.data.batching import BagBatches, LengthBucketSampler, PaddedBatches, identity_collate
+from embedlab.data.batching import BagBatches, PaddedBatches, make_loader
 from embedlab.data.cache import tokenize_splits
 from embedlab.data.sources import load_dataset
 from embedlab.data.tokenizer import NgramVocab, encode, special_tokens, vocabulary
@@ -153,25 +153,9 @@ class ClassificationDataModule(L.LightningDataModule):
         return PaddedBatches(self.encoded[split], self.pad_id)
 
     def _loader(self, split: str, train: bool) -> DataLoader:
-        batch_size = self.data_cfg.batch_size if train else self.data_cfg.eval_batch_size
-        sampler = None
-        if train and self.layout == "padded" and self.data_cfg.length_buckets > 0:
-            # length-homogeneous batches in random order: little padding (see LengthBucketSampler)
-            sampler = LengthBucketSampler(
-                self.encoded[split].lengths,
-                batch_size,
-                self.data_cfg.length_buckets,
-                seed=self.seed,
-            )
-        return DataLoader(
-            self._dataset(split),
-            batch_size=batch_size,
-            shuffle=train and sampler is None,
-            sampler=sampler,
-            collate_fn=identity_collate,
-            num_workers=self.data_cfg.num_workers,
-            persistent_workers=self.data_cfg.num_workers > 0,
-        )
+        # padded layouts bucket training batches by length (little padding)
+        lengths = self.encoded[split].lengths if self.layout == "padded" else None
+        return make_loader(self._dataset(split), self.data_cfg, train, self.seed, lengths)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

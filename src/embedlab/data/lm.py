@@ -26,7 +26,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from embedlab.data.batching import LengthBucketSampler, gather_bags, identity_collate
+from embedlab.data.batching import gather_bags, make_loader
 from embedlab.data.sources import load_dataset
 from embedlab.data.tokenizer import build_tokenizer, encode, special_tokens, vocabulary
 from embedlab.data.types import EncodedSplit, TextDataset
@@ -189,24 +189,9 @@ class LanguageModelDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------ loaders
     def _loader(self, split: str, train: bool) -> DataLoader:
         dataset = self.datasets[split]
-        batch_size = self.data_cfg.batch_size if train else self.data_cfg.eval_batch_size
-        sampler = None
-        if train and isinstance(dataset, SentenceBatches) and self.data_cfg.length_buckets > 0:
-            sampler = LengthBucketSampler(
-                self.encoded[split].lengths,
-                batch_size,
-                self.data_cfg.length_buckets,
-                seed=self.seed,
-            )
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=train and sampler is None,
-            sampler=sampler,
-            collate_fn=identity_collate,
-            num_workers=self.data_cfg.num_workers,
-            persistent_workers=self.data_cfg.num_workers > 0,
-        )
+        # sentence batches are padded: bucket them by length; stream windows are all full
+        lengths = self.encoded[split].lengths if isinstance(dataset, SentenceBatches) else None
+        return make_loader(dataset, self.data_cfg, train, self.seed, lengths)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)
