@@ -109,9 +109,10 @@ def _quiet_duplicate_handlers() -> None:
     root = logging.getLogger()
     if not root.handlers:
         return
-    for name in ("lightning.pytorch", "lightning.fabric"):
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         lg = logging.getLogger(name)
         lg.handlers = [h for h in lg.handlers if type(h) is not logging.StreamHandler]
+        lg.propagate = True  # the root's handlers (console and the run's log file) print it once
 
 
 def _scalar(value: Any) -> Any:
