@@ -8,10 +8,11 @@ shipped sizes. ``SHARED_DATA`` is ``../shared/data`` when present (tests skip wi
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
@@ -54,6 +55,15 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         return compose_cfg(base + list(overrides), tmp_path)
 
     return _make
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Run the test with one torch intra-op thread (tiny models run faster that way)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -12,14 +12,8 @@ from embedlab.errors import ConfigError
 from embedlab.models.transformer import TransformerClassifier, TransformerEncoder, TransformerLM
 from embedlab.train import train
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is faster than two on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# tiny models: one intra-op thread is faster than two on a shared 2-core machine
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 V, D = 50, 32
