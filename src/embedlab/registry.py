@@ -18,9 +18,10 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Maps a config name to an object (function or class) and, optionally, an args schema."""
 
-    def __init__(self, kind: str, key: str) -> None:
+    def __init__(self, kind: str, key: str, args_key: str | None = None) -> None:
         self.kind = kind  # human name, e.g. "initializer"
         self.key = key  # the config key that selects from it, e.g. "embedding.init"
+        self.args_key = args_key or f"{key}_args"  # the key holding a choice's arguments
         self._items: dict[str, T] = {}
         self._schemas: dict[str, type | None] = {}
 
@@ -57,11 +58,7 @@ class Registry(Generic[T]):
         schema = self.schema(name)
         if schema is None or args is None:
             return []
-        args_key = (
-            self.key.rsplit(".", 1)[0] + ".init_args"
-            if self.key.endswith(".init")
-            else f"{self.key}_args"
-        )
+        args_key = self.args_key
         valid = sorted(f.name for f in dataclasses.fields(schema))
         problems = [
             f"{args_key}.{k}: not an argument of {self.kind} {name!r}; valid: {valid}"

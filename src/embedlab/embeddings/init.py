@@ -15,7 +15,7 @@ from torch import nn
 
 from embedlab.registry import Registry
 
-INITIALIZERS: Registry = Registry("initializer", "embedding.init")
+INITIALIZERS: Registry = Registry("initializer", "embedding.init", "embedding.init_args")
 
 
 @dataclass
