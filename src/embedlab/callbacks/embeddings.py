@@ -76,6 +76,17 @@ class _EmbeddingCallback(L.Callback):
             self._warned = True
         return ok
 
+    def _inputs(
+        self, trainer: L.Trainer, pl_module: L.LightningModule
+    ) -> tuple[list[str], torch.Tensor, set[str], torch.nn.Parameter] | None:
+        """(vocabulary, train frequencies, specials, embedding weight), or None to skip."""
+        if not self._ready(trainer, pl_module):
+            return None
+        data = _vocab_counts(trainer)
+        if data is None:
+            return None
+        return (*data, _weight(pl_module))
+
 
 class EmbeddingProjector(_EmbeddingCallback):
     """Write the top-``top_n`` frequent words' rows for TensorBoard's PROJECTOR."""
@@ -85,13 +96,10 @@ class EmbeddingProjector(_EmbeddingCallback):
         self.top_n, self.at_start, self.at_end = top_n, at_start, at_end
 
     def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
-        if not self._ready(trainer, pl_module):
+        inputs = self._inputs(trainer, pl_module)
+        if inputs is None:
             return
-        data = _vocab_counts(trainer)
-        if data is None:
-            return
-        vocab, counts, specials = data
-        weight = _weight(pl_module)
+        vocab, counts, specials, weight = inputs
         ids = top_words(counts[: weight.shape[0]], vocab, self.top_n, skip=specials)
         if ids.numel() > 0:
             log_projector(_writer(trainer), weight, ids, vocab, counts, tag, trainer.global_step)
@@ -118,13 +126,10 @@ class EmbeddingDrift(_EmbeddingCallback):
             self._initial = _weight(pl_module).detach().float().cpu().clone()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._initial is None or not self._ready(trainer, pl_module):
+        inputs = None if self._initial is None else self._inputs(trainer, pl_module)
+        if inputs is None:
             return
-        data = _vocab_counts(trainer)
-        if data is None:
-            return
-        vocab, counts, specials = data
-        weight = _weight(pl_module)
+        vocab, counts, specials, weight = inputs
         n = min(len(vocab), weight.shape[0], self._initial.shape[0])
         seen = counts[:n] >= self.min_count
         for i, word in enumerate(vocab[:n]):
