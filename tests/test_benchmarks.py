@@ -16,7 +16,7 @@ from embedlab.paths import config_dir
 # name: (train+val examples, test examples, number of classes) from each dataset's README
 COUNTS = {
     "mr": (9596, 1066, 2),
-    "sst2": (6920 + 872, 1821, 2),
+    "sst2": (76958 + 872, 1821, 2),  # data=sst2 trains on the labelled phrases
     "sst5": (8544 + 1101, 2210, 5),
     "subj": (9000, 1000, 2),
     "trec": (5452, 500, 6),

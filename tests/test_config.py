@@ -121,7 +121,9 @@ def test_bad_type_names_the_key(make_cfg):
 
 
 def test_registry_choices_and_args_are_validated_together(make_cfg):
-    cfg = make_cfg("optimizer.name=adamx", "+embedding.init_args.sigma=2", "data.batch_size=0")
+    cfg = make_cfg(
+        "embedding=normal", "optimizer.name=adamx", "+embedding.init_args.sigma=2", "data.batch_size=0"
+    )
     with pytest.raises(ConfigError) as info:
         validate(cfg)
     problems = info.value.problems
@@ -148,7 +150,7 @@ def test_flat_dict_has_scalar_values(make_cfg):
     with open_dict(cfg):
         cfg.paths.output_dir = "x"
     flat = to_flat_dict(cfg)
-    assert flat["embedding.init_args.std"] == 1.0
+    assert flat["embedding.init_args.b"] == 0.1  # the default: embedding=uniform
     assert flat["model.hidden_dims"] == "[]"
     assert flat["embedding.mode"] == "mean"
     assert all(isinstance(v, bool | int | float | str) for v in flat.values())

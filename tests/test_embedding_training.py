@@ -75,7 +75,9 @@ def test_frozen_table_is_bit_identical_and_not_in_the_optimizer(make_cfg):
 
 
 def test_fine_tuned_table_changes_with_its_own_lr_and_pad_row_stays_zero(make_cfg):
-    module, trainer, before, _ = fit(make_cfg(*SMALL, "embedding.lr=0.02", "optimizer.lr=0.001"), 1)
+    module, trainer, before, _ = fit(
+        make_cfg(*SMALL, "embedding.sparse=false", "embedding.lr=0.02", "optimizer.lr=0.001"), 1
+    )
     (group,) = emb_group(trainer)
     assert group["lr"] == 0.02 and group["weight_decay"] == 0.0
     changed_rows = (module.embedding.weight != before).any(dim=1)
@@ -113,20 +115,31 @@ def test_unfreeze_callback_is_wired_by_train_and_validated(make_cfg, tmp_path):
         validate(make_cfg("embedding.unfreeze_at_epoch=1", "embedding.freeze=true"))
 
 
-def test_sparse_table_gets_sparse_grads_and_sparse_adam(make_cfg):
+@pytest.mark.parametrize(
+    ("optimizer", "members"),
+    [
+        ("boe_default", ["Adagrad", "RowWiseAdagrad"]),  # the default of model=boe
+        ("adamw", ["AdamW", "SparseAdam"]),
+        ("sgd", ["SGD", "SGD"]),
+    ],
+)
+def test_sparse_table_gets_sparse_grads_and_the_sparse_counterpart(make_cfg, optimizer, members):
     probe = Probe()
     module, trainer, before, head_changed = fit(
-        make_cfg(*SMALL, "embedding.sparse=true", "embedding.lr=0.01"), 1, probe
+        make_cfg(*SMALL, f"optimizer={optimizer}", "embedding.sparse=true", "embedding.lr=0.01"),
+        1,
+        probe,
     )
     opt = trainer.optimizers[0]
     assert isinstance(opt, CompositeOptimizer)
-    assert [type(o).__name__ for o in opt.optimizers] == ["AdamW", "SparseAdam"]
+    assert [type(o).__name__ for o in opt.optimizers] == members
     assert probe.sparse_grads and all(probe.sparse_grads)
     assert (module.embedding.weight != before).any(dim=1).sum() > 10  # applied
     assert head_changed
     assert torch.equal(module.embedding.weight[module.embedding.padding_idx], torch.zeros(16))
     state = opt.state_dict()
-    assert len(state["optimizers"]) == 2 and state["optimizers"][1]["state"]
+    assert len(state["optimizers"]) == 2
+    assert bool(state["optimizers"][1]["state"]) == (optimizer != "sgd")  # plain SGD keeps none
 
 
 def test_sparse_run_end_to_end_with_scheduler_and_checkpoint(make_cfg, tmp_path):
@@ -137,7 +150,7 @@ def test_sparse_run_end_to_end_with_scheduler_and_checkpoint(make_cfg, tmp_path)
     assert metrics["best_checkpoint"] and 0.0 <= metrics["test/acc"] <= 1.0
     ckpt = torch.load(metrics["best_checkpoint"], weights_only=False)
     dense, sparse = ckpt["optimizer_states"][0]["optimizers"]
-    assert sparse["state"]  # SparseAdam moments were saved
+    assert sparse["state"]  # the row-wise Adagrad sums were saved
     for group in dense["param_groups"] + sparse["param_groups"]:  # the schedule reached both
         assert group["lr"] < group["initial_lr"]
     # resuming restores both members' states and carries on

@@ -8,6 +8,7 @@ from embedlab.train import train
 def test_examples_counted_match_the_training_set(make_cfg, tmp_path):
     metrics = train(make_cfg("trainer.max_epochs=2"))
     # 1200 synthetic training texts, 2 epochs
+    assert metrics["train_examples"] == 2400
     assert metrics["examples_per_second"] * metrics["train_seconds"] == pytest.approx(
         2400, rel=0.01
     )

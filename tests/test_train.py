@@ -79,7 +79,7 @@ def test_run_folder_holds_metrics_checkpoint_tokenizer_and_config(make_cfg, tmp_
 
 
 def test_tensorboard_event_file_has_scalars_hparams_and_config(make_cfg, tmp_path: Path):
-    metrics = train(make_cfg())
+    metrics = train(make_cfg("trainer.log_every_n_steps=2"))
     events = list((tmp_path / "run").glob("events.out.tfevents.*"))
     assert events, "event files live directly in the run folder"
     acc = EventAccumulator(str(tmp_path / "run"), size_guidance={"tensors": 0, "scalars": 0})
@@ -98,7 +98,8 @@ def test_tensorboard_event_file_has_scalars_hparams_and_config(make_cfg, tmp_pat
         "val/acc_best",
         "test/acc",
         "test/f1",
-        "lr-AdamW/decay",
+        "lr-CompositeOptimizer/no_decay",  # Adagrad (head bias) + row-wise Adagrad (table)
+        "lr-CompositeOptimizer/embedding",
         "hparams/val_acc_best",
         "hparams/test_acc",
     }
@@ -109,8 +110,8 @@ def test_tensorboard_event_file_has_scalars_hparams_and_config(make_cfg, tmp_pat
     assert "_hparams_/session_start_info" in content
     data = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hp = data.session_start_info.hparams
-    assert hp["embedding.init"].string_value == "normal"
-    assert hp["optimizer.lr"].number_value == pytest.approx(0.005)
+    assert hp["embedding.init"].string_value == "uniform"  # embedding=boe_default
+    assert hp["optimizer.lr"].number_value == pytest.approx(0.1)  # optimizer=boe_default
     exp = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
     assert {m.name.tag for m in exp.experiment.metric_infos} >= {
         "hparams/val_acc_best",

@@ -157,7 +157,7 @@ def test_config_problems_are_named(make_cfg):
 def test_padded_training_batches_are_length_bucketed(make_cfg):
     from embedlab.data.datamodule import ClassificationDataModule
 
-    cfg = make_cfg("model=transformer", "data.max_len=10")
+    cfg = validate(make_cfg("model=transformer", "data.max_len=10"))
     dm = ClassificationDataModule(cfg.data, cfg.tokenizer, cfg.paths, cfg.seed, layout="padded")
     dm.setup("fit")
     loader = dm.train_dataloader()

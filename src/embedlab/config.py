@@ -18,7 +18,7 @@ from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from embedlab.errors import ConfigError
@@ -80,7 +80,7 @@ class OnBadRows(str, Enum):
 @dataclass
 class DataCommon:
     source: str = MISSING  # registry name of the data source (see embedlab.data.sources)
-    batch_size: int = 64  # examples per training batch
+    batch_size: int | None = None  # examples per training batch (None: boe 256, transformers 64)
     eval_batch_size: int = 512  # examples per val/test batch
     num_workers: int = 0  # DataLoader workers; the in-memory batches need none
     val_fraction: float = 0.1  # carved from train (stratified, seeded) when there is no val split
@@ -215,8 +215,9 @@ class TokenizerConfig:
     bos_token: str | None = None  # e.g. "<bos>" for sentence-wise language modelling
     eos_token: str | None = None  # e.g. "<eos>"
     path: str | None = None  # load a saved tokenizer.json instead of training one
-    # add word n-grams up to this order as extra tokens (2: bigrams, fastText-style)
-    ngrams: int = 1
+    # add word n-grams up to this order as extra tokens (2: bigrams, fastText-style);
+    # None: the model's default (boe 2, transformers 1)
+    ngrams: int | None = None
     ngram_min_freq: int = 2  # keep n-grams seen at least this often in train
     ngram_max_size: int | None = None  # keep at most this many n-grams (most frequent first)
 
@@ -234,7 +235,9 @@ class EmbeddingConfig:
     max_norm: float | None = None  # renormalise looked-up rows to at most this norm
     norm_type: float = 2.0  # the p of the p-norm for max_norm
     scale_grad_by_freq: bool = False  # scale gradients by inverse in-batch word frequency
-    sparse: bool = False  # sparse gradients (trained by a sparse-capable optimizer)
+    # sparse gradients, trained by the optimizer's sparse counterpart (SPARSE_OPTIMIZERS);
+    # None: the model's default (boe true, transformers false)
+    sparse: bool | None = None
     mode: BagMode = BagMode.mean  # how a bag of embeddings is reduced
     per_sample_weights: bool = False  # weight each token in its bag (sum mode only)
     freeze: bool = False  # no gradient; excluded from the optimizer
@@ -282,7 +285,7 @@ class BagOfEmbeddingsConfig(ModelCommon):
     name: str = "boe"
     hidden_dims: list[int] = field(default_factory=list)  # MLP widths; [] = linear classifier
     activation: str = "relu"  # torch.nn activation for the hidden layers
-    dropout: float = 0.0  # dropout on the pooled embedding and hidden layers
+    dropout: float = 0.5  # dropout on the pooled embedding and hidden layers
 
 
 @dataclass
@@ -608,10 +611,43 @@ def _model_problems(cfg: DictConfig) -> list[str]:
     return problems
 
 
+def apply_model_defaults(cfg: DictConfig) -> DictConfig:
+    """Fill the keys left null (``~``) with the model's defaults (``ModelSpec.defaults``).
+
+    ``tokenizer.ngrams``, ``embedding.sparse`` and ``data.batch_size`` depend on the model:
+    bigrams, sparse updates and large batches make a bag of embeddings fast and strong, but
+    not a transformer. A value the user set is kept; a defaulted sparse table stays dense
+    when the chosen optimizer has no sparse counterpart (e.g. ``optimizer=adadelta``).
+    Returns ``cfg`` (changed in place).
+    """
+    from embedlab.models import MODELS
+    from embedlab.training.optim import SPARSE_OPTIMIZERS
+
+    name = cfg.model.get("name")
+    if name not in MODELS:
+        return cfg  # validate() reports the unknown model
+    defaults = dict(MODELS.get(name).defaults)
+    if cfg.optimizer.get("name") not in SPARSE_OPTIMIZERS:
+        defaults["embedding.sparse"] = False
+    kind = cfg.tokenizer.get("kind")
+    if (
+        str(getattr(kind, "value", kind)) != "word"
+        or cfg.pretrained.get("source") == "hf"  # the model's own (subword) tokenizer
+        or not cfg.pretrained.get("restrict_to_vocab", True)
+    ):
+        defaults["tokenizer.ngrams"] = 1
+    for key, value in defaults.items():
+        if OmegaConf.select(cfg, key, default=0) is None:
+            with open_dict(cfg):
+                OmegaConf.update(cfg, key, value, merge=False)
+    return cfg
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Check the whole composed config; raise one ConfigError listing every problem.
 
-    Runs before any data is read. Returns ``cfg`` unchanged so it can be chained.
+    Runs before any data is read. First fills the model-dependent keys left null
+    (:func:`embedlab.models.apply_model_defaults`); returns ``cfg`` so it can be chained.
     """
     # Imported here: the registries import torch and friends, the schema does not.
     from embedlab.data.sources import DATA_SOURCES
@@ -624,6 +660,7 @@ def validate(cfg: DictConfig) -> DictConfig:
         SCHEDULERS,
         optimizer_problems,
         scheduler_problems,
+        sparse_optimizer_problems,
     )
 
     problems: list[str] = []
@@ -636,6 +673,7 @@ def validate(cfg: DictConfig) -> DictConfig:
             problems.append(f"{name}: missing (is the defaults list of train.yaml complete?)")
     if problems:
         raise ConfigError(problems)
+    apply_model_defaults(cfg)
 
     for group, schema in _SIMPLE_GROUPS.items():
         _check_schema(problems, group, cfg[group], schema)
@@ -647,7 +685,7 @@ def validate(cfg: DictConfig) -> DictConfig:
         )
     else:
         _check_schema(problems, "data", cfg.data, DATA_SCHEMAS[source])
-        if cfg.data.batch_size < 1:
+        if cfg.data.batch_size is not None and cfg.data.batch_size < 1:
             problems.append(f"data.batch_size: must be >= 1, got {cfg.data.batch_size}")
         if not 0.0 < cfg.data.val_fraction < 1.0:
             problems.append(f"data.val_fraction: must be in (0, 1), got {cfg.data.val_fraction}")
@@ -714,11 +752,12 @@ def validate(cfg: DictConfig) -> DictConfig:
         problems.append(
             f"tokenizer.max_size: must be >= 3 (room for the specials), got {tok.max_size}"
         )
-    if not 1 <= tok.ngrams <= 3:
+    ngrams = tok.ngrams if tok.ngrams is not None else 1  # None: unknown model, reported above
+    if not 1 <= ngrams <= 3:
         problems.append(f"tokenizer.ngrams: must be 1, 2 or 3, got {tok.ngrams}")
     if tok.ngram_min_freq < 1:
         problems.append(f"tokenizer.ngram_min_freq: must be >= 1, got {tok.ngram_min_freq}")
-    if tok.ngrams > 1 and not cfg.pretrained.restrict_to_vocab:
+    if ngrams > 1 and not cfg.pretrained.restrict_to_vocab:
         problems.append(
             "tokenizer.ngrams: word n-grams need pretrained.restrict_to_vocab=true "
             "(adding pretrained words to the vocabulary would renumber the n-gram ids)"
@@ -732,6 +771,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     _choice(problems, "optimizer.name", cfg.optimizer.name, OPTIMIZERS.names())
     if cfg.optimizer.name in OPTIMIZERS:
         problems.extend(optimizer_problems(cfg.optimizer))
+    if cfg.optimizer.name in OPTIMIZERS:
+        problems.extend(sparse_optimizer_problems(cfg))
     if cfg.optimizer.lr <= 0:
         problems.append(f"optimizer.lr: must be > 0, got {cfg.optimizer.lr}")
     _choice(problems, "scheduler.name", cfg.scheduler.name, SCHEDULERS.names())

@@ -34,3 +34,21 @@ def print_config_tree(cfg: DictConfig, resolve: bool = True) -> None:
         )
         tree.add(f"[bold]{group}[/bold]").add(Syntax(text, "yaml", theme="ansi_dark"))
     rich.print(tree)
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux ``/proc``, 10 ms resolution); None elsewhere.
+
+    The start-up figure in ``metrics.json`` (process start to the first training step), which
+    counts the interpreter and every import, not only the code after ``main()``.
+    """
+    import os
+
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # the command name may hold spaces
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return round(uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"), 2)  # field 22
+    except (OSError, ValueError, IndexError):
+        return None

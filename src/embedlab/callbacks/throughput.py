@@ -1,4 +1,4 @@
-"""Measure training wall time and examples per second (into metrics.json and TensorBoard)."""
+"""Measure start-up, training wall time and examples per second (into metrics.json and TensorBoard)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ class Throughput(L.Callback):
     """Times the training epochs, pausing during validation, and counts training examples.
 
     Reads ``pl_module.examples_seen`` (the tasks count the examples of every training batch).
+    ``startup_seconds`` is the process's age at the first training batch of this process.
     """
 
     def __init__(self) -> None:
         self.train_seconds = 0.0  # all epochs so far
         self.examples = 0
+        self.startup_seconds: float | None = None
         self._epoch_seconds = 0.0
         self._seen_at_start = 0
         self._start: float | None = None
@@ -32,6 +34,14 @@ class Throughput(L.Callback):
         self._epoch_seconds = 0.0
         self._seen_at_start = getattr(pl_module, "examples_seen", 0)
         self._start = time.perf_counter()
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.startup_seconds is None:
+            from embedlab.utils import process_age
+
+            self.startup_seconds = process_age()
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._pause()

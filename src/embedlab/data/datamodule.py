@@ -58,7 +58,9 @@ class ClassificationDataModule(L.LightningDataModule):
         )
         self.vocab = vocabulary(self.tokenizer)
         word_vocab = len(self.vocab)
-        n = getattr(self.tokenizer_cfg, "ngrams", 1)
+        # word tokens per training text, before n-grams: fastText's unit for words/sec
+        self.tokens_per_example = float(encoded["train"].lengths.double().mean())
+        n = getattr(self.tokenizer_cfg, "ngrams", None) or 1
         self.ngrams = None
         if n > 1:  # cheap and vectorised: after the cache, from the cached unigram ids
             tc = self.tokenizer_cfg

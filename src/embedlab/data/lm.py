@@ -121,6 +121,7 @@ class LanguageModelDataModule(L.LightningDataModule):
         self.tokenizer = None
         self.vocab: list[str] = []
         self.encoded: dict[str, EncodedSplit] = {}
+        self.tokens_per_example = 1.0  # an LM example is one predicted token
         self.datasets: dict[str, StreamWindows | SentenceBatches] = {}
 
     @property

@@ -47,7 +47,7 @@ def build_embedding(
         max_norm=cfg.max_norm,
         norm_type=cfg.norm_type,
         scale_grad_by_freq=cfg.scale_grad_by_freq,
-        sparse=cfg.sparse,
+        sparse=bool(cfg.sparse),
     )
     if bag:
         layer: nn.Embedding | nn.EmbeddingBag = nn.EmbeddingBag(

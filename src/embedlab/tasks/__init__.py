@@ -49,6 +49,9 @@ def prepare_embedding(cfg: Any, dm: Any, bag: bool) -> tuple[Any, dict[str, Any]
         specials = [dm.vocab.index(t) for t in dm.specials if t in dm.vocab]
         unk = cfg.tokenizer.unk_token
         counts = token_counts(dm.encoded["train"], len(dm.vocab))
+        # coverage of words: n-gram tokens (appended after the words) are never in a vector file
+        ngrams = getattr(dm, "ngrams", None)
+        words = len(dm.vocab) - (len(ngrams) if ngrams is not None else 0)
         report = {
             "source": cfg.pretrained.source,
             **{
@@ -67,7 +70,10 @@ def prepare_embedding(cfg: Any, dm: Any, bag: bool) -> tuple[Any, dict[str, Any]
                 )
             },
             **coverage(
-                vectors.found, counts, specials, dm.vocab.index(unk) if unk in dm.vocab else None
+                vectors.found[:words],
+                counts[:words],
+                specials,
+                dm.vocab.index(unk) if unk in dm.vocab else None,
             ),
         }
         log.info(

@@ -8,7 +8,11 @@ import lightning as L
 import torch
 from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+)
 
 from embedlab.training.optim import configure_task_optimizers
 
@@ -16,8 +20,14 @@ from embedlab.training.optim import configure_task_optimizers
 class ClassificationTask(L.LightningModule):
     """Owns the loss, the metrics and the optimizers; the model is a plain nn.Module.
 
-    Batches are dicts: the model's inputs plus ``labels``. Logged: ``{train,val,test}/loss``,
-    ``/acc`` (micro accuracy), ``/f1`` (macro F1) and ``val/acc_best``.
+    Batches are dicts: the model's inputs plus ``labels``. Logged: ``{val,test}/loss``,
+    ``/acc`` (micro accuracy), ``/f1`` (macro F1), ``val/acc_best``, and for training
+    ``train/{loss,acc,f1}_step`` (means over the last ``trainer.log_every_n_steps`` steps, at
+    the steps the loggers write) and ``train/{loss,acc,f1}_epoch``.
+
+    A training step only adds to a confusion matrix and a loss sum (tensors, no host sync);
+    values are made and logged every N steps. Calling ``self.log`` and a metric collection's
+    ``forward`` every step cost 3.6 ms of a 4.3 ms bag-of-embeddings step (64 texts).
     """
 
     def __init__(
@@ -48,7 +58,10 @@ class ClassificationTask(L.LightningModule):
                 "f1": MulticlassF1Score(num_classes, average="macro"),
             }
         )
-        self.train_metrics = metrics.clone(prefix="train/")
+        # training counts: window (since the last log) and epoch; no validation per update
+        self.train_window = MulticlassConfusionMatrix(num_classes, validate_args=False)
+        self.train_epoch = MulticlassConfusionMatrix(num_classes, validate_args=False)
+        self.register_buffer("train_loss_sums", torch.zeros(4), persistent=False)
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.val_acc_best = MaxMetric()
@@ -73,10 +86,40 @@ class ClassificationTask(L.LightningModule):
         loss, preds, labels = self._step(batch)
         n = labels.numel()
         self.examples_seen += n
-        self.train_metrics(preds, labels)  # batch values now, epoch values accumulated
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
-        self.log_dict(self.train_metrics, on_step=True, on_epoch=True, batch_size=n)
+        self.train_window.update(preds, labels)
+        sums = self.train_loss_sums  # [window loss sum, window examples, epoch ..., epoch ...]
+        sums[0::2] += loss.detach() * n
+        sums[1::2] += n
+        every = self.trainer.log_every_n_steps if self._trainer is not None else 1
+        if (self.global_step + 1) % max(every, 1) == 0:
+            self._log_train("step")
         return loss
+
+    def _log_train(self, when: str) -> None:
+        """Log the training loss, acc and F1 of the window (``step``) or the epoch (``epoch``)."""
+        sums = self.train_loss_sums  # [window loss sum, window count, epoch loss sum, epoch count]
+        self.train_epoch.confmat += self.train_window.confmat
+        if when == "step":
+            confusion, loss, count = self.train_window.confmat, sums[0], sums[1]
+        else:
+            confusion, loss, count = self.train_epoch.confmat, sums[2], sums[3]
+        if count > 0:
+            acc, f1 = accuracy_and_macro_f1(confusion)
+            step = when == "step"
+            values = {
+                f"train/loss_{when}": loss / count,
+                f"train/acc_{when}": acc,
+                f"train/f1_{when}": f1,
+            }
+            self.log_dict(values, prog_bar=step, on_step=step, on_epoch=not step)
+        self.train_window.reset()
+        sums[:2] = 0
+        if when == "epoch":
+            self.train_epoch.reset()
+            sums.zero_()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_train("epoch")
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss, preds, labels = self._step(batch)
@@ -105,3 +148,19 @@ class ClassificationTask(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # self-contained checkpoints: resolved config, tokenizer, vocabulary, label names
         checkpoint["embedlab"] = self.checkpoint_extra
+
+
+def accuracy_and_macro_f1(confusion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Micro accuracy and macro F1 from a (true, predicted) confusion matrix.
+
+    Classes absent from both targets and predictions are left out of the F1 mean, as
+    torchmetrics' ``MulticlassF1Score(average="macro")`` does.
+    """
+    confusion = confusion.double()
+    tp = confusion.diag()
+    support, predicted = confusion.sum(1), confusion.sum(0)
+    acc = tp.sum() / confusion.sum().clamp(min=1)
+    denom = support + predicted  # 2tp + fp + fn
+    present = denom > 0
+    f1 = (2 * tp[present] / denom[present]).mean() if present.any() else acc.new_zeros(())
+    return acc.float(), f1.float()

@@ -3,8 +3,10 @@
 The embedding table gets its own parameter group (own ``embedding.lr`` when fine-tuning,
 no weight decay); frozen parameters are left out of the optimizer entirely (a table that will
 be unfrozen later is registered up front). A table with sparse gradients
-(``embedding.sparse``) is trained by ``SparseAdam`` beside the dense optimizer, through
-:class:`CompositeOptimizer`, so every task that uses these builders gets it.
+(``embedding.sparse``) is trained by the sparse counterpart of the configured optimizer
+(:data:`SPARSE_OPTIMIZERS`: ``SparseAdam`` for adam/adamw, :class:`RowWiseAdagrad` for adagrad,
+plain SGD for sgd) beside the dense optimizer, through :class:`CompositeOptimizer`, so every
+task that uses these builders gets it.
 """
 
 from __future__ import annotations
@@ -31,8 +33,89 @@ for _name, _cls in {
 SCHEDULERS: Registry = Registry("scheduler", "scheduler.name")
 
 
+class RowWiseAdagrad(torch.optim.Optimizer):
+    """Adagrad with one squared-gradient accumulator per row (FBGEMM's row-wise Adagrad).
+
+    For embedding tables with sparse gradients: a step touches only the rows in the batch, and
+    the state is one float per row instead of one per weight (a 1M x 100 table keeps 4 MB of
+    state, not 400 MB). Row ``i`` with gradient rows ``g`` (duplicates summed) is updated as
+    ``sum_i += mean(g**2)``, ``w_i -= lr * g / (sqrt(sum_i) + eps)``. Dense gradients are
+    treated the same way, row by row. Kept here because torch has no row-wise Adagrad: torch's
+    ``Adagrad`` on a sparse table keeps a dense per-weight state and coalesces and updates it
+    every step (3.7 ms vs 2.1 ms a step at 256 texts x 36 tokens x dim 100, 2 threads).
+    """
+
+    def __init__(self, params: Any, lr: float = 0.1, eps: float = 1e-10) -> None:
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        super().__init__(params, {"lr": lr, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, eps = group["lr"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["sum"] = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
+                acc = state["sum"]
+                grad = p.grad
+                if grad.is_sparse:
+                    rows, values = grad._indices()[0], grad._values()
+                    acc.index_add_(0, rows, values.pow(2).flatten(1).mean(1))
+                    scale = acc[rows].sqrt_().add_(eps).reciprocal_().mul_(-lr)
+                    update = values * scale.view(-1, *([1] * (values.dim() - 1)))
+                    p.add_(
+                        torch.sparse_coo_tensor(rows[None], update, p.shape, check_invariants=False)
+                    )
+                else:
+                    acc.add_(grad.pow(2).reshape(p.shape[0], -1).mean(1))
+                    denom = acc.sqrt().add_(eps).view(-1, *([1] * (p.dim() - 1)))
+                    p.addcdiv_(grad, denom, value=-lr)
+        return loss
+
+
+def _sparse_adam(groups: list[dict], cfg: Any) -> torch.optim.Optimizer:
+    betas = tuple(cfg.kwargs.get("betas", (0.9, 0.999)))
+    eps = float(cfg.kwargs.get("eps", 1e-8))
+    return torch.optim.SparseAdam(groups, lr=cfg.lr, betas=betas, eps=eps)
+
+
+def _rowwise_adagrad(groups: list[dict], cfg: Any) -> torch.optim.Optimizer:
+    return RowWiseAdagrad(groups, lr=cfg.lr, eps=float(cfg.kwargs.get("eps", 1e-10)))
+
+
+def _sparse_sgd(groups: list[dict], cfg: Any) -> torch.optim.Optimizer:
+    return torch.optim.SGD(groups, lr=cfg.lr)  # no momentum: torch's sparse SGD path
+
+
+# The optimizer a table with sparse gradients gets, by ``optimizer.name``.
+SPARSE_OPTIMIZERS: dict[str, Any] = {
+    "adam": _sparse_adam,
+    "adamw": _sparse_adam,
+    "adagrad": _rowwise_adagrad,
+    "sgd": _sparse_sgd,
+}
+
+
 def optimizer_problems(cfg: Any) -> list[str]:
     return check_kwargs("optimizer.kwargs", OPTIMIZERS.get(cfg.name), dict(cfg.kwargs))
+
+
+def sparse_optimizer_problems(cfg: Any) -> list[str]:
+    """A sparse table needs an optimizer with a sparse counterpart."""
+    if cfg.embedding.sparse and cfg.optimizer.name not in SPARSE_OPTIMIZERS:
+        return [
+            f"embedding.sparse: optimizer {cfg.optimizer.name!r} cannot train sparse gradients; "
+            f"use optimizer={'|'.join(SPARSE_OPTIMIZERS)} or embedding.sparse=false"
+        ]
+    return []
 
 
 def param_groups(
@@ -149,7 +232,7 @@ class CompositeOptimizer(torch.optim.Optimizer):
 
 
 def build_optimizer(groups: list[dict], cfg: Any) -> torch.optim.Optimizer:
-    """The configured optimizer over ``groups``; groups marked ``sparse`` get ``SparseAdam``.
+    """The configured optimizer over ``groups``; groups marked ``sparse`` get its sparse counterpart.
 
     With both kinds, the result is a :class:`CompositeOptimizer` (dense optimizer first).
     """
@@ -160,10 +243,12 @@ def build_optimizer(groups: list[dict], cfg: Any) -> torch.optim.Optimizer:
     if dense:
         optimizers.append(cls(dense, lr=cfg.lr, **dict(cfg.kwargs)))
     if sparse:
-        betas = tuple(cfg.kwargs.get("betas", (0.9, 0.999)))
-        eps = float(cfg.kwargs.get("eps", 1e-8))
+        if cfg.name not in SPARSE_OPTIMIZERS:
+            raise ValueError(
+                f"optimizer {cfg.name!r} cannot train a sparse table; use {sorted(SPARSE_OPTIMIZERS)}"
+            )
         sparse = [{k: v for k, v in g.items() if k != "weight_decay"} for g in sparse]
-        optimizers.append(torch.optim.SparseAdam(sparse, lr=cfg.lr, betas=betas, eps=eps))
+        optimizers.append(SPARSE_OPTIMIZERS[cfg.name](sparse, cfg))
     if not optimizers:
         raise ValueError("no trainable parameters: everything is frozen")
     return optimizers[0] if len(optimizers) == 1 else CompositeOptimizer(optimizers)

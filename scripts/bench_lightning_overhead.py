@@ -1,0 +1,146 @@
+"""Lightning's cost: ``embedlab.train.train`` against a plain PyTorch loop, in one process.
+
+Both sides get the same model (built by the task's own setup), the same batches (the
+datamodule's train loader), the same optimizer and schedule (``configure_task_optimizers``'s
+builders), the same number of epochs and the same torch threads. The Lightning side is a
+whole ``train(cfg)`` run with the shipped callbacks; its training time is the Throughput
+callback's (validation excluded). The plain side times only its training epochs. Printed:
+samples/s for both (texts for the bag model, predicted tokens for the LM) and the ratio
+Lightning / plain (target >= 0.95), median over ``--repeats``.
+
+    python scripts/bench_lightning_overhead.py                        # bag model and LM
+    python scripts/bench_lightning_overhead.py --cases boe --repeats 5 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+import embedlab.config  # noqa: F401  (registers the schema in Hydra's ConfigStore)
+from embedlab.paths import config_dir
+
+# name: (overrides, epochs)
+CASES: dict[str, tuple[list[str], int]] = {
+    "boe": (["data.num_train=40000"], 3),  # the default bag model on the embedded data
+    "lm": (["experiment=lm_default", "data.num_train=10000"], 1),  # the transformer LM
+}
+QUIET = ["print_config=false", "trainer.enable_progress_bar=false"]
+
+
+def compose_cfg(overrides: list[str], out: Path) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=QUIET + overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out / "run")
+        cfg.paths.cache_dir = str(out / "cache")
+        cfg.paths.log_dir = str(out / "logs")
+    return cfg
+
+
+def lightning_side(cfg: DictConfig) -> tuple[float, int]:
+    """(training seconds, samples) of a whole ``train(cfg)`` run."""
+    from embedlab.train import train
+
+    metrics = train(cfg)
+    seconds = float(metrics["train_seconds"])
+    return seconds, round(metrics["examples_per_second"] * seconds)
+
+
+def plain_side(cfg: DictConfig) -> tuple[float, int]:
+    """(training seconds, samples) of a plain loop over the same model, batches and optimizer."""
+    from embedlab.config import validate
+    from embedlab.tasks import TASKS
+    from embedlab.training.optim import build_optimizer, build_scheduler, param_groups
+
+    validate(cfg)
+    torch.manual_seed(cfg.seed)
+    datamodule, module = TASKS.get(cfg.task.name).setup(cfg)
+    groups = param_groups(module.model, cfg.optimizer, module.embedding, module.embedding_lr)
+    optimizer = build_optimizer(groups, cfg.optimizer)
+    loader = datamodule.train_dataloader()
+    epochs = cfg.trainer.max_epochs
+    schedule = build_scheduler(optimizer, cfg.scheduler, epochs * len(loader))
+    scheduler = schedule["scheduler"] if schedule else None
+    lm = cfg.task.name == "lm"
+    module.train()
+    samples, seconds = 0, 0.0
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for batch in loader:
+            if lm:
+                total, n = module._nll(batch)
+                loss = total / max(n, 1)
+            else:
+                loss, _, labels = module._step(batch)
+                n = labels.numel()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            samples += n
+        seconds += time.perf_counter() - start
+    return seconds, samples
+
+
+def run_case(name: str, repeats: int, threads: int, root: Path) -> dict[str, Any]:
+    overrides, epochs = CASES[name]
+    overrides = overrides + [f"trainer.max_epochs={epochs}"]
+    rates: dict[str, list[float]] = {"lightning": [], "plain": []}
+    for r in range(repeats):
+        for side, fn in (("plain", plain_side), ("lightning", lightning_side)):
+            torch.set_num_threads(threads)
+            cfg = compose_cfg(overrides, root / f"{name}_{side}_{r}")
+            seconds, samples = fn(cfg)
+            rates[side].append(samples / seconds)
+    plain = statistics.median(rates["plain"])
+    light = statistics.median(rates["lightning"])
+    return {
+        "case": name,
+        "plain": plain,
+        "lightning": light,
+        "ratio": light / plain,
+        "runs": rates,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="boe,lm", help=f"comma list of {sorted(CASES)}")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    names = [c for c in args.cases.split(",") if c]
+    unknown = sorted(set(names) - set(CASES))
+    if unknown:
+        parser.error(f"unknown case(s) {unknown}; choose from {sorted(CASES)}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="embedlab-bench-") as tmp:
+        for name in names:
+            rows.append(run_case(name, args.repeats, args.threads, Path(tmp)))
+    print(f"\n{' '.join(sys.argv)}  (threads {args.threads}, median of {args.repeats})")
+    print("| case | unit | plain PyTorch samples/s | Lightning samples/s | Lightning / plain |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        unit = "tokens" if row["case"] == "lm" else "texts"
+        print(
+            f"| {row['case']} | {unit} | {row['plain']:,.0f} | {row['lightning']:,.0f} "
+            f"| {row['ratio']:.2f}x |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""The fast bag-of-embeddings path: row-wise Adagrad, model defaults, cheap training metrics."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
+
+from embedlab.config import validate
+from embedlab.tasks.classification import accuracy_and_macro_f1
+from embedlab.train import train
+from embedlab.training.optim import RowWiseAdagrad
+
+
+def _sparse_rows(rows: list[int], values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    return torch.sparse_coo_tensor(torch.tensor([rows]), values, shape)
+
+
+def test_rowwise_adagrad_first_step_by_hand():
+    w = torch.nn.Parameter(torch.zeros(3, 2))
+    opt = RowWiseAdagrad([w], lr=0.5, eps=0.0)
+    w.grad = _sparse_rows([2], torch.tensor([[3.0, 4.0]]), (3, 2))
+    opt.step()
+    # sum_2 = mean(9, 16) = 12.5; w_2 = -0.5 * g / sqrt(12.5)
+    expected = -0.5 * torch.tensor([3.0, 4.0]) / 12.5**0.5
+    assert torch.allclose(w[2], expected)
+    assert torch.equal(w[:2], torch.zeros(2, 2))  # untouched rows stay put
+    assert opt.state[w]["sum"].tolist() == [0.0, 0.0, 12.5]  # one float per row
+
+
+def test_rowwise_adagrad_sparse_and_dense_gradients_agree():
+    torch.manual_seed(0)
+    start = torch.randn(6, 4)
+    sparse_w, dense_w = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    opts = [RowWiseAdagrad([sparse_w], lr=0.1), RowWiseAdagrad([dense_w], lr=0.1)]
+    for rows in ([0, 3, 5], [3, 1], [5]):
+        g = torch.randn(len(rows), 4)
+        sparse_w.grad = _sparse_rows(rows, g, (6, 4))
+        dense_w.grad = torch.zeros(6, 4).index_add_(0, torch.tensor(rows), g)
+        for opt in opts:
+            opt.step()
+    assert torch.allclose(sparse_w, dense_w, atol=1e-6)
+
+
+def test_rowwise_adagrad_counts_each_occurrence_of_a_row():
+    """Uncoalesced rows: each occurrence adds its own mean square, as per-example steps would."""
+    w = torch.nn.Parameter(torch.zeros(2, 1))
+    opt = RowWiseAdagrad([w], lr=1.0, eps=0.0)
+    w.grad = _sparse_rows([1, 1], torch.tensor([[1.0], [1.0]]), (2, 1))
+    opt.step()
+    assert opt.state[w]["sum"][1].item() == pytest.approx(2.0)  # 1 + 1, not (1 + 1)**2
+    assert w[1].item() == pytest.approx(-2 / 2**0.5)
+
+
+def test_rowwise_adagrad_state_round_trips():
+    w = torch.nn.Parameter(torch.ones(4, 2))
+    opt = RowWiseAdagrad([w], lr=0.1)
+    w.grad = _sparse_rows([0, 2], torch.ones(2, 2), (4, 2))
+    opt.step()
+    again = RowWiseAdagrad([w], lr=0.1)
+    again.load_state_dict(opt.state_dict())
+    assert torch.equal(again.state[w]["sum"], opt.state[w]["sum"])
+
+
+def test_accuracy_and_macro_f1_match_torchmetrics():
+    torch.manual_seed(1)
+    preds, target = torch.randint(0, 5, (300,)), torch.randint(0, 4, (300,))  # class 4 never true
+    confusion = torch.zeros(5, 5, dtype=torch.long)
+    confusion.index_put_((target, preds), torch.ones(300, dtype=torch.long), accumulate=True)
+    acc, f1 = accuracy_and_macro_f1(confusion)
+    assert acc.item() == pytest.approx(multiclass_accuracy(preds, target, 5, average="micro").item())
+    assert f1.item() == pytest.approx(multiclass_f1_score(preds, target, 5, average="macro").item())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ([], {"ngrams": 2, "sparse": True, "batch": 256, "optimizer": "adagrad"}),
+        (["model=transformer"], {"ngrams": 1, "sparse": False, "batch": 64, "optimizer": "adamw"}),
+        (["experiment=transformer_mr"], {"ngrams": 1, "sparse": False, "batch": 64}),
+        (["tokenizer.ngrams=1", "data.batch_size=32"], {"ngrams": 1, "batch": 32}),  # kept
+        (["optimizer=adadelta"], {"sparse": False}),  # no sparse counterpart: a dense table
+        (["optimizer=adamw"], {"sparse": True, "optimizer": "adamw"}),  # SparseAdam
+    ],
+)
+def test_model_defaults_fill_what_the_user_left_null(make_cfg, overrides, expected):
+    cfg = validate(make_cfg(*overrides, tiny=False))
+    got = {
+        "ngrams": cfg.tokenizer.ngrams,
+        "sparse": cfg.embedding.sparse,
+        "batch": cfg.data.batch_size,
+        "optimizer": cfg.optimizer.name,
+    }
+    assert {k: got[k] for k in expected} == expected
+
+
+def test_sparse_table_with_an_optimizer_without_a_sparse_counterpart_is_refused(make_cfg):
+    from embedlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="embedding.sparse: optimizer 'adadelta'"):
+        validate(make_cfg("optimizer=adadelta", "embedding.sparse=true"))
+
+
+def test_metrics_report_startup_tokens_per_second_and_checkpoint_size(make_cfg, tmp_path: Path):
+    metrics = train(make_cfg())
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["checkpoint_bytes"] == Path(metrics["best_checkpoint"]).stat().st_size
+    assert 0 < saved["startup_seconds"] < 600
+    # word tokens: the synthetic texts have 8..24 words, so 8x to 24x the examples per second
+    ratio = saved["train_tokens_per_second"] / saved["examples_per_second"]
+    assert 8 <= ratio <= 24
+
+
+def test_training_metrics_are_logged_every_n_steps_and_per_epoch(make_cfg, tmp_path: Path):
+    # 1200 texts at 256 a batch: 5 steps an epoch, 10 in all; logs at steps 3, 6 and 9
+    train(make_cfg("logger=csv", "trainer.log_every_n_steps=3", "callbacks=none"))
+    rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
+    step_rows = [r for r in rows if r.get("train/loss_step")]
+    epoch_rows = [r for r in rows if r.get("train/acc_epoch")]
+    assert [int(r["step"]) for r in step_rows] == [2, 5, 8]
+    first, second = ({k: float(r[f"train/{k}_epoch"]) for k in ("loss", "acc")} for r in epoch_rows)
+    assert second["acc"] > first["acc"] and second["loss"] < first["loss"]  # it learns
