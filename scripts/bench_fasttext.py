@@ -28,7 +28,8 @@ fastText: ``fasttext supervised -input train.ft -output model -thread N <--fastt
 the last ``words/sec/thread`` progress value times the thread count; checkpoint = model.bin.
 fastText has no start-up phase apart from loading the data, so its start-up is reported as ``-``.
 
-embedlab: ``embedlab-train`` with the default recipe (``model=boe``) over the same files
+embedlab: ``embedlab-train`` with the default recipe (``model=boe``; ``embedding.dim=100`` as
+fastText's ``-dim 100`` unless ``--embedlab-args`` says otherwise) over the same files
 (``data=files``, which carves its validation split out of train), a fresh ``hydra.run.dir`` and a
 fresh, cold ``paths.cache_dir`` per run (tokenization is timed), plus ``--embedlab-args``; run with
 ``EMBEDLAB_NUM_THREADS`` and ``OMP_NUM_THREADS`` set to ``--threads``. Accuracy, start-up,
@@ -68,6 +69,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_SETS = ("mr", "sst2", "sst5", "subj", "trec", "cr", "mpqa")
 DEFAULT_DATASETS = (*SHARED_SETS, "synthetic")
 DEFAULT_FASTTEXT_ARGS = "-dim 100 -wordNgrams 2 -lr 0.5 -epoch 10 -bucket 200000 -minCount 1"
+# the same table width as fastText's -dim 100 (the default recipe's dim is 64)
+DEFAULT_EMBEDLAB_ARGS = "embedding.dim=100"
 FASTTEXT_MISSING = "fastText CLI not found: apt-get install fasttext"
 SYNTHETIC_TEST_CAP = 50_000
 SYNTHETIC_TARGET_MIN = 1_000_000  # synthetic sets this large get the 1.5x target
@@ -674,7 +677,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f'fasttext supervised options (default: "{DEFAULT_FASTTEXT_ARGS}"); '
         'write --fasttext-args="-dim 50" when it is a single option',
     )
-    ap.add_argument("--embedlab-args", default="", help="extra Hydra overrides for embedlab-train")
+    ap.add_argument(
+        "--embedlab-args",
+        default=DEFAULT_EMBEDLAB_ARGS,
+        help=f"extra Hydra overrides for embedlab-train (default: {DEFAULT_EMBEDLAB_ARGS!r})",
+    )
     ap.add_argument(
         "--scaling",
         action="store_true",

@@ -17,7 +17,7 @@ from embedlab.training.optim import RowWiseAdagrad
 
 
 def _sparse_rows(rows: list[int], values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    return torch.sparse_coo_tensor(torch.tensor([rows]), values, shape)
+    return torch.sparse_coo_tensor(torch.tensor([rows]), values, shape, check_invariants=True)
 
 
 def test_rowwise_adagrad_first_step_by_hand():
