@@ -122,7 +122,10 @@ def test_bad_type_names_the_key(make_cfg):
 
 def test_registry_choices_and_args_are_validated_together(make_cfg):
     cfg = make_cfg(
-        "embedding=normal", "optimizer.name=adamx", "+embedding.init_args.sigma=2", "data.batch_size=0"
+        "embedding=normal",
+        "optimizer.name=adamx",
+        "+embedding.init_args.sigma=2",
+        "data.batch_size=0",
     )
     with pytest.raises(ConfigError) as info:
         validate(cfg)

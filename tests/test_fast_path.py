@@ -72,7 +72,9 @@ def test_accuracy_and_macro_f1_match_torchmetrics():
     confusion = torch.zeros(5, 5, dtype=torch.long)
     confusion.index_put_((target, preds), torch.ones(300, dtype=torch.long), accumulate=True)
     acc, f1 = accuracy_and_macro_f1(confusion)
-    assert acc.item() == pytest.approx(multiclass_accuracy(preds, target, 5, average="micro").item())
+    assert acc.item() == pytest.approx(
+        multiclass_accuracy(preds, target, 5, average="micro").item()
+    )
     assert f1.item() == pytest.approx(multiclass_f1_score(preds, target, 5, average="macro").item())
 
 

@@ -217,7 +217,9 @@ def make_loader(
     """
     batch_size = data_cfg.batch_size if train else data_cfg.eval_batch_size
     if batch_size is None:  # null means "the model's default", filled by config.validate
-        raise ValueError("data.batch_size is null: pass the config through embedlab.config.validate")
+        raise ValueError(
+            "data.batch_size is null: pass the config through embedlab.config.validate"
+        )
     sampler = None
     if train and lengths is not None and data_cfg.length_buckets > 0:
         sampler = LengthBucketSampler(lengths, batch_size, data_cfg.length_buckets, seed=seed)

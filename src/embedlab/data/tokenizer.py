@@ -109,16 +109,30 @@ def encode(
     texts: Sequence[str],
     labels: np.ndarray | None = None,
     max_len: int | None = None,
+    chunk: int = 20_000,
 ) -> EncodedSplit:
-    """Encode ``texts`` (batched, in Rust) into flat ids + offsets; truncate to ``max_len``."""
-    encodings = tok.encode_batch(list(texts), add_special_tokens=False)
-    id_lists = [e.ids for e in encodings]
-    if max_len is not None:
-        id_lists = [ids[:max_len] for ids in id_lists]
-    lengths = np.fromiter((len(ids) for ids in id_lists), dtype=np.int64, count=len(id_lists))
-    offsets = np.zeros(len(id_lists) + 1, dtype=np.int64)
+    """Encode ``texts`` (batched, in Rust) into flat ids + offsets; truncate to ``max_len``.
+
+    Works through ``chunk`` texts at a time and keeps only their ids: a whole-split
+    ``encode_batch`` holds an ``Encoding`` (tokens, offsets, masks) per text, 3.9 GB of
+    peak memory for 1M short texts.
+    """
+    id_parts, length_parts = [], []
+    for start in range(0, len(texts), chunk):
+        encodings = tok.encode_batch(list(texts[start : start + chunk]), add_special_tokens=False)
+        id_lists = [e.ids if max_len is None else e.ids[:max_len] for e in encodings]
+        del encodings
+        lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+        id_parts.append(
+            np.fromiter(
+                (i for ids in id_lists for i in ids), dtype=np.int64, count=int(lengths.sum())
+            )
+        )
+        length_parts.append(lengths)
+    lengths = np.concatenate(length_parts) if length_parts else np.zeros(0, dtype=np.int64)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    flat = np.fromiter((i for ids in id_lists for i in ids), dtype=np.int64, count=int(offsets[-1]))
+    flat = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
     return EncodedSplit(
         ids=torch.from_numpy(flat),
         offsets=torch.from_numpy(offsets),
@@ -132,19 +146,28 @@ def token_counts(split: EncodedSplit, vocab_size: int) -> torch.Tensor:
 
 
 def _ngram_keys(split: EncodedSplit, order: int, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(key per n-gram, text index per n-gram) for the ``order``-grams inside each text."""
+    """(key per n-gram, flat start position per n-gram) of the ``order``-grams inside each text.
+
+    Vectorised, O(tokens) and without a per-token text index: a start is valid unless the
+    n-gram would run past the end of its text.
+    """
     ids = split.ids.numpy()
     offsets = split.offsets.numpy()
-    lengths = offsets[1:] - offsets[:-1]
-    text_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)  # (T,)
-    if len(ids) < order:
+    total = len(ids)
+    if total < order:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    starts = np.arange(len(ids) - order + 1)
-    starts = starts[text_of[starts] == text_of[starts + order - 1]]  # never across texts
-    keys = np.zeros(len(starts), dtype=np.int64)
-    for j in range(order):
-        keys = keys * vocab_size + ids[starts + j]
-    return keys, text_of[starts]
+    valid = np.ones(total - order + 1, dtype=bool)
+    text_starts, text_ends = offsets[:-1], offsets[1:]
+    for k in range(1, order):  # the last order-1 tokens of each text start no n-gram
+        last = text_ends - k
+        last = last[(last >= text_starts) & (last < len(valid))]
+        valid[last] = False
+    starts = np.flatnonzero(valid)
+    keys = ids[starts].astype(np.int64)
+    for j in range(1, order):
+        keys *= vocab_size
+        keys += ids[starts + j]
+    return keys, starts
 
 
 class NgramVocab:
@@ -219,31 +242,47 @@ class NgramVocab:
         return out
 
     def transform(self, split: EncodedSplit) -> EncodedSplit:
-        """``split`` with each text's kept n-grams appended after its words."""
+        """``split`` with each text's kept n-grams appended after its words.
+
+        Within a text: the words, then the kept bigrams, then trigrams, each in text order.
+        Every token's output position is computed directly (no sort): 1M texts of 16 words
+        take 1.5 s instead of 8.5 s, and 1 GB less peak memory, than a lexsort did.
+        """
         if self.n <= 1 or not len(self):
             return split
-        lengths = (split.offsets[1:] - split.offsets[:-1]).numpy()
-        pieces_ids = [split.ids.numpy()]
-        pieces_text = [np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)]
-        pieces_order = [np.zeros(len(pieces_ids[0]), dtype=np.int64)]
+        offsets = split.offsets.numpy()
+        lengths = offsets[1:] - offsets[:-1]
+        n_texts = len(lengths)
+        hits: list[tuple[np.ndarray, np.ndarray]] = []  # per order: (text of hit, n-gram id)
+        text_of_token = np.repeat(np.arange(n_texts, dtype=np.int32), lengths)
         for order in range(2, self.n + 1):
-            keys, text_of = _ngram_keys(split, order, self.vocab_size)
+            keys, starts = _ngram_keys(split, order, self.vocab_size)
             table = self.keys[order]
             if not len(table) or not len(keys):
                 continue
-            pos = np.clip(np.searchsorted(table, keys), 0, len(table) - 1)
+            # torch's searchsorted runs on every intra-op thread: 1.1 s vs numpy's 4.4 s for
+            # 14M bigrams in a table of 826k on 2 cores
+            pos = torch.searchsorted(torch.from_numpy(table), torch.from_numpy(keys)).numpy()
+            pos = np.clip(pos, 0, len(table) - 1)
             hit = table[pos] == keys
-            pieces_ids.append(self.ids[order][pos[hit]])
-            pieces_text.append(text_of[hit])
-            pieces_order.append(np.full(int(hit.sum()), order - 1, dtype=np.int64))
-        all_text = np.concatenate(pieces_text)
-        order_key = np.lexsort(
-            (np.concatenate(pieces_order), all_text)
-        )  # stable: by text, then order
-        new_offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(all_text, minlength=len(lengths)), out=new_offsets[1:])
+            text_of = text_of_token[starts[hit]]
+            hits.append((text_of, self.ids[order][pos[hit]]))
+        counts = [np.bincount(t, minlength=n_texts) for t, _ in hits]
+        new_lengths = lengths + (sum(counts) if counts else 0)
+        new_offsets = np.zeros(n_texts + 1, dtype=np.int64)
+        np.cumsum(new_lengths, out=new_offsets[1:])
+        out = np.empty(int(new_offsets[-1]), dtype=np.int64)
+        # words keep their place within the text, shifted to the text's new start
+        shift = np.repeat(new_offsets[:-1] - offsets[:-1], lengths)
+        out[np.arange(len(split.ids)) + shift] = split.ids.numpy()
+        filled = lengths.copy()  # tokens placed so far in each text
+        for (text_of, ngram_ids), count in zip(hits, counts, strict=True):
+            first = np.cumsum(count) - count  # index of each text's first hit of this order
+            rank = np.arange(len(text_of)) - first[text_of]
+            out[new_offsets[text_of] + filled[text_of] + rank] = ngram_ids
+            filled += count
         return EncodedSplit(
-            ids=torch.from_numpy(np.ascontiguousarray(np.concatenate(pieces_ids)[order_key])),
+            ids=torch.from_numpy(out),
             offsets=torch.from_numpy(new_offsets),
             labels=split.labels,
         )

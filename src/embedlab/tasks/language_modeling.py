@@ -1,7 +1,9 @@
 """Language modelling as a LightningModule: next-token cross-entropy and perplexity.
 
 Batches are ``{"ids": (B, T), "targets": (B, T)}`` with target -100 at pads (ignored).
-Logged: ``train/loss``, ``{val,test}/loss`` (mean cross-entropy per predicted token, nats),
+Logged: ``train/loss_step`` (mean over the last ``trainer.log_every_n_steps`` steps, at the
+steps the loggers write) and ``train/loss_epoch``, ``{val,test}/loss`` (mean cross-entropy per
+predicted token, nats),
 ``{val,test}/ppl`` = exp of that mean over the *whole* split (summed, not averaged over
 batches) and ``val/ppl_best``. Each validation epoch a few
 seeded samples go to TensorBoard's TEXT tab under ``samples``.
@@ -68,6 +70,8 @@ class LanguageModelingTask(L.LightningModule):
         self.test_nll, self.test_count = self.nll["test"], self.count["test"]
         self.val_ppl_best = MinMetric()
         self.examples_seen = 0  # predicted training tokens
+        # [window nats, window tokens, epoch nats, epoch tokens]: a step only adds to these
+        self.register_buffer("train_sums", torch.zeros(4, dtype=torch.float64), persistent=False)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.model(ids)  # (B, T, V)
@@ -91,8 +95,26 @@ class LanguageModelingTask(L.LightningModule):
         total, n = self._nll(batch)
         loss = total / max(n, 1)
         self.examples_seen += n
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        self.train_sums[0::2] += total.detach()
+        self.train_sums[1::2] += n
+        every = self.trainer.log_every_n_steps if self._trainer is not None else 1
+        if (self.global_step + 1) % max(every, 1) == 0:  # the steps Lightning's loggers write
+            self._log_train_loss("step")
         return loss
+
+    def _log_train_loss(self, when: str) -> None:
+        sums = self.train_sums
+        nats, count = (sums[0], sums[1]) if when == "step" else (sums[2], sums[3])
+        if count > 0:
+            step = when == "step"
+            value = (nats / count).float()
+            self.log(f"train/loss_{when}", value, prog_bar=step, on_step=step, on_epoch=not step)
+        sums[:2] = 0
+        if when == "epoch":
+            sums.zero_()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_train_loss("epoch")
 
     # ------------------------------------------------------------------ eval
     def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
