@@ -103,7 +103,7 @@ def test_model_defaults_fill_what_the_user_left_null(make_cfg, overrides, expect
 def test_sparse_table_with_an_optimizer_without_a_sparse_counterpart_is_refused(make_cfg):
     from embedlab.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="embedding.sparse: optimizer 'adadelta'"):
+    with pytest.raises(ConfigError, match=r"embedding\.sparse: optimizer 'adadelta'"):
         validate(make_cfg("optimizer=adadelta", "embedding.sparse=true"))
 
 
