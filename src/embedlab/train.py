@@ -238,6 +238,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 log_config_text(writer, OmegaConf.to_yaml(cfg, resolve=True))
             if embedding_report:
                 log_embedding_report(writer, embedding_report)
+            writer.close()  # written to disk now: the console script skips interpreter teardown
         _print_summary(metrics, output_dir, cfg)
     return metrics
 
@@ -322,5 +323,20 @@ def main() -> None:
         )
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``embedlab-train`` console script: :func:`main`, then exit without interpreter teardown.
+
+    Tearing down the ~3,600 modules that torch and Lightning import took 1.0 s of every run's
+    wall time on 2 cores; everything a run writes is closed by then (metrics, checkpoints,
+    TensorBoard writers), and logs and the standard streams are flushed here. Errors leave
+    through the normal path.
+    """
     main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    cli()
