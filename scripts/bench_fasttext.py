@@ -161,15 +161,25 @@ def synthetic_dataset(size: int, cache: Path) -> Dataset:
     folder = cache / f"synthetic_{size}"
     train, test = folder / "train.tsv", folder / "test.tsv"
     if not (train.is_file() and test.is_file()):
-        from embedlab.data.synthetic import generate
-
+        # in a child process: a child's peak RSS (ru_maxrss) counts the memory of the process
+        # it was forked from, so this one must never hold the generated texts
         folder.mkdir(parents=True, exist_ok=True)
-        num_test = min(max(1, size // 10), SYNTHETIC_TEST_CAP)
-        splits, names = generate({"train": size, "test": num_test})
-        for split, path in (("test", test), ("train", train)):
-            data = splits[split]
-            write_tsv(path, (names[i] for i in data.labels.tolist()), data.texts)
+        code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        code += f"import bench_fasttext as b; b.write_synthetic({size}, {str(folder)!r})"
+        subprocess.run([sys.executable, "-c", code], check=True)
     return Dataset(f"synthetic-{size}", train, test, "synthetic", size)
+
+
+def write_synthetic(size: int, folder: str | Path) -> None:
+    """Generate the synthetic set (``size`` train texts) into ``folder``/{train,test}.tsv."""
+    from embedlab.data.synthetic import generate
+
+    folder = Path(folder)
+    num_test = min(max(1, size // 10), SYNTHETIC_TEST_CAP)
+    splits, names = generate({"train": size, "test": num_test})
+    for split in ("test", "train"):
+        data = splits[split]
+        write_tsv(folder / f"{split}.tsv", (names[i] for i in data.labels.tolist()), data.texts)
 
 
 def resolve_datasets(
