@@ -616,9 +616,11 @@ def apply_model_defaults(cfg: DictConfig) -> DictConfig:
 
     ``tokenizer.ngrams``, ``embedding.sparse`` and ``data.batch_size`` depend on the model:
     bigrams, sparse updates and large batches make a bag of embeddings fast and strong, but
-    not a transformer. A value the user set is kept; a defaulted sparse table stays dense
-    when the chosen optimizer has no sparse counterpart (e.g. ``optimizer=adadelta``).
-    Returns ``cfg`` (changed in place).
+    not a transformer. A value the user set is kept. A defaulted sparse table stays dense
+    when the chosen optimizer has no sparse counterpart (e.g. ``optimizer=adadelta``), and
+    defaulted n-grams stay off unless the tokens are words whose ids stay put (our own
+    word-level tokenizer, ``pretrained.restrict_to_vocab`` true). Returns ``cfg`` (changed
+    in place).
     """
     from embedlab.models import MODELS
     from embedlab.training.optim import SPARSE_OPTIMIZERS
@@ -647,7 +649,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     """Check the whole composed config; raise one ConfigError listing every problem.
 
     Runs before any data is read. First fills the model-dependent keys left null
-    (:func:`embedlab.models.apply_model_defaults`); returns ``cfg`` so it can be chained.
+    (:func:`apply_model_defaults`); returns ``cfg`` so it can be chained.
     """
     # Imported here: the registries import torch and friends, the schema does not.
     from embedlab.data.sources import DATA_SOURCES
@@ -771,7 +773,6 @@ def validate(cfg: DictConfig) -> DictConfig:
     _choice(problems, "optimizer.name", cfg.optimizer.name, OPTIMIZERS.names())
     if cfg.optimizer.name in OPTIMIZERS:
         problems.extend(optimizer_problems(cfg.optimizer))
-    if cfg.optimizer.name in OPTIMIZERS:
         problems.extend(sparse_optimizer_problems(cfg))
     if cfg.optimizer.lr <= 0:
         problems.append(f"optimizer.lr: must be > 0, got {cfg.optimizer.lr}")
