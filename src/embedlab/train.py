@@ -182,7 +182,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # best checkpoint, saved mid-epoch, which would undo the throughput counts
     throughput = callbacks.get("throughput")
     speed = (
-        (throughput.train_seconds, throughput.examples_per_second) if throughput else (None, None)
+        (throughput.train_seconds, throughput.examples_per_second, throughput.examples)
+        if throughput
+        else (None, None, None)
     )
     tokens_per_example = getattr(datamodule, "tokens_per_example", None)
 
@@ -206,7 +208,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "global_steps": trainer.global_step,
         "wall_seconds": round(time.perf_counter() - started, 3),
         "train_seconds": round(speed[0], 4) if throughput else None,
-        "train_examples": throughput.examples if throughput else None,
+        "train_examples": speed[2],
         "examples_per_second": round(speed[1], 1) if throughput else None,
         # word tokens (before n-grams; LM: predicted tokens) per second of training
         "train_tokens_per_second": (
