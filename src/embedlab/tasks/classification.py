@@ -14,6 +14,7 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
+from embedlab.tasks.training_log import WindowSums, logs_this_step
 from embedlab.training.optim import configure_task_optimizers
 
 
@@ -25,9 +26,8 @@ class ClassificationTask(L.LightningModule):
     ``train/{loss,acc,f1}_step`` (means over the last ``trainer.log_every_n_steps`` steps, at
     the steps the loggers write) and ``train/{loss,acc,f1}_epoch``.
 
-    A training step only adds to a confusion matrix and a loss sum (tensors, no host sync);
-    values are made and logged every N steps. Calling ``self.log`` and a metric collection's
-    ``forward`` every step cost 3.6 ms of a 4.3 ms bag-of-embeddings step (64 texts).
+    A training step only adds to a confusion matrix and a loss sum (:class:`WindowSums`);
+    values are made and logged every N steps.
     """
 
     def __init__(
@@ -61,7 +61,7 @@ class ClassificationTask(L.LightningModule):
         # training counts: window (since the last log) and epoch; no validation per update
         self.train_window = MulticlassConfusionMatrix(num_classes, validate_args=False)
         self.train_epoch = MulticlassConfusionMatrix(num_classes, validate_args=False)
-        self.register_buffer("train_loss_sums", torch.zeros(4), persistent=False)
+        self.train_loss = WindowSums()
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.val_acc_best = MaxMetric()
@@ -87,36 +87,24 @@ class ClassificationTask(L.LightningModule):
         n = labels.numel()
         self.examples_seen += n
         self.train_window.update(preds, labels)
-        sums = self.train_loss_sums  # [window loss sum, window examples, epoch ..., epoch ...]
-        sums[0::2] += loss.detach() * n
-        sums[1::2] += n
-        every = self.trainer.log_every_n_steps if self._trainer is not None else 1
-        if (self.global_step + 1) % max(every, 1) == 0:
+        self.train_loss.add(loss * n, n)
+        if logs_this_step(self):
             self._log_train("step")
         return loss
 
     def _log_train(self, when: str) -> None:
         """Log the training loss, acc and F1 of the window (``step``) or the epoch (``epoch``)."""
-        sums = self.train_loss_sums  # [window loss sum, window count, epoch loss sum, epoch count]
         self.train_epoch.confmat += self.train_window.confmat
-        if when == "step":
-            confusion, loss, count = self.train_window.confmat, sums[0], sums[1]
-        else:
-            confusion, loss, count = self.train_epoch.confmat, sums[2], sums[3]
-        if count > 0:
+        confusion = (self.train_window if when == "step" else self.train_epoch).confmat
+        loss = self.train_loss.take(when)
+        if loss is not None:
             acc, f1 = accuracy_and_macro_f1(confusion)
             step = when == "step"
-            values = {
-                f"train/loss_{when}": loss / count,
-                f"train/acc_{when}": acc,
-                f"train/f1_{when}": f1,
-            }
+            values = {f"train/loss_{when}": loss, f"train/acc_{when}": acc, f"train/f1_{when}": f1}
             self.log_dict(values, prog_bar=step, on_step=step, on_epoch=not step)
         self.train_window.reset()
-        sums[:2] = 0
         if when == "epoch":
             self.train_epoch.reset()
-            sums.zero_()
 
     def on_train_epoch_end(self) -> None:
         self._log_train("epoch")

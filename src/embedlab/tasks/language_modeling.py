@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MinMetric, SumMetric
 
+from embedlab.tasks.training_log import WindowSums, logs_this_step
 from embedlab.training.optim import configure_task_optimizers
 
 IGNORE = -100
@@ -70,8 +71,7 @@ class LanguageModelingTask(L.LightningModule):
         self.test_nll, self.test_count = self.nll["test"], self.count["test"]
         self.val_ppl_best = MinMetric()
         self.examples_seen = 0  # predicted training tokens
-        # [window nats, window tokens, epoch nats, epoch tokens]: a step only adds to these
-        self.register_buffer("train_sums", torch.zeros(4, dtype=torch.float64), persistent=False)
+        self.train_loss = WindowSums()  # nats and predicted tokens, per window and epoch
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.model(ids)  # (B, T, V)
@@ -95,23 +95,16 @@ class LanguageModelingTask(L.LightningModule):
         total, n = self._nll(batch)
         loss = total / max(n, 1)
         self.examples_seen += n
-        self.train_sums[0::2] += total.detach()
-        self.train_sums[1::2] += n
-        every = self.trainer.log_every_n_steps if self._trainer is not None else 1
-        if (self.global_step + 1) % max(every, 1) == 0:  # the steps Lightning's loggers write
+        self.train_loss.add(total, n)
+        if logs_this_step(self):
             self._log_train_loss("step")
         return loss
 
     def _log_train_loss(self, when: str) -> None:
-        sums = self.train_sums
-        nats, count = (sums[0], sums[1]) if when == "step" else (sums[2], sums[3])
-        if count > 0:
+        value = self.train_loss.take(when)
+        if value is not None:
             step = when == "step"
-            value = (nats / count).float()
             self.log(f"train/loss_{when}", value, prog_bar=step, on_step=step, on_epoch=not step)
-        sums[:2] = 0
-        if when == "epoch":
-            sums.zero_()
 
     def on_train_epoch_end(self) -> None:
         self._log_train_loss("epoch")

@@ -33,6 +33,14 @@ for _name, _cls in {
 SCHEDULERS: Registry = Registry("scheduler", "scheduler.name")
 
 
+def _closure_loss(closure: Any) -> Any:
+    """Run an optimizer's closure (forward + backward) with gradients on; its loss, or None."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class RowWiseAdagrad(torch.optim.Optimizer):
     """Adagrad with one squared-gradient accumulator per row (FBGEMM's row-wise Adagrad).
 
@@ -54,10 +62,7 @@ class RowWiseAdagrad(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _closure_loss(closure)
         for group in self.param_groups:
             lr, eps = group["lr"], group["eps"]
             for p in group["params"]:
@@ -201,10 +206,7 @@ class CompositeOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _closure_loss(closure)
         for opt in self.optimizers:
             opt.step()
         return loss
