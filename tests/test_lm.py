@@ -202,6 +202,8 @@ def test_train_lm_end_to_end(make_cfg, tmp_path, monkeypatch):
     assert saved["val/ppl_best"] <= saved["val/ppl"] + 1e-6
     assert math.isclose(saved["test/ppl"], math.exp(saved["test/loss"]), rel_tol=1e-4)
     assert saved["examples_per_second"] > 0  # training tokens per second, kept through testing
+    # an LM example is one predicted token: tokens/s is the same figure (experiment=lm_ptb too)
+    assert saved["train_tokens_per_second"] == saved["examples_per_second"]
     # samples were logged as text each validation epoch
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
