@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from embedlab.config import SyntheticLMConfig, TextFilesLMConfig, TokenizerConfig
+from embedlab.config import TokenizerConfig
+from embedlab.data.sources import SyntheticLMConfig, TextFilesLMConfig
 from embedlab.data import synthetic_lm
 from embedlab.data.lm import IGNORE, LanguageModelDataModule
 from embedlab.data.sources import load_text_files

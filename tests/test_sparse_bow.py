@@ -70,7 +70,7 @@ def test_boe_model_takes_a_csr_batch_and_trains_from_sparse_batches(bow):
     linear, bag = linear_and_bag()
     model = BagOfEmbeddings(bag, C)
     expected = model.head(linear(torch.from_numpy(tfidf.toarray())))
-    assert torch.allclose(model(csr=tfidf), expected, atol=1e-5)
+    assert torch.allclose(model(*csr_to_bags(tfidf)), expected, atol=1e-5)
 
     labels = np.arange(tfidf.shape[0]) % C
     data = SparseBagBatches(tfidf, labels)
@@ -84,7 +84,7 @@ def test_boe_model_takes_a_csr_batch_and_trains_from_sparse_batches(bow):
 
     def full_loss():
         with torch.no_grad():
-            return nn.functional.cross_entropy(model(csr=tfidf), y).item()
+            return nn.functional.cross_entropy(model(*csr_to_bags(tfidf)), y).item()
 
     start = full_loss()
     for _ in range(15):
@@ -101,56 +101,3 @@ def test_boe_model_takes_a_csr_batch_and_trains_from_sparse_batches(bow):
 def test_csr_to_bags_rejects_dense_input():
     with pytest.raises(TypeError, match="scipy sparse"):
         csr_to_bags(np.zeros((2, 2)))
-
-
-def test_sparse_bow_datamodule_trains_the_classification_task(tmp_path):
-    import lightning as L
-    from omegaconf import OmegaConf
-
-    from embedlab.config import EmbeddingConfig, OptimizerConfig, SchedulerConfig
-    from embedlab.data.sparse_bow import SparseBowDataModule
-    from embedlab.embeddings import build_embedding
-    from embedlab.tasks import ClassificationTask
-
-    rng = np.random.default_rng(0)
-    n, v = 600, 40
-    y = rng.integers(0, 2, n)
-    dense = rng.poisson(0.3, (n, v)).astype(np.float32)
-    dense[:, 0] += 2 * y  # column 0 signals class 1, column 1 class 0
-    dense[:, 1] += 2 * (1 - y)
-    x = sp.csr_matrix(dense)
-    for split, rows in {
-        "train": slice(0, 400),
-        "val": slice(400, 500),
-        "test": slice(500, 600),
-    }.items():
-        sp.save_npz(tmp_path / f"{split}.npz", x[rows])
-        np.save(tmp_path / f"{split}_labels.npy", y[rows])
-    dm = SparseBowDataModule.from_npz(tmp_path, batch_size=32)
-    assert dm.vocab_size == v and dm.num_classes == 2
-    emb = build_embedding(
-        OmegaConf.structured(
-            EmbeddingConfig(dim=8, mode="sum", per_sample_weights=True, padding_idx=False)
-        ),
-        v,
-        None,
-        True,
-    )
-    L.seed_everything(0, verbose=False)
-    task = ClassificationTask(
-        BagOfEmbeddings(emb, 2),
-        2,
-        OmegaConf.structured(OptimizerConfig(lr=0.05)),
-        OmegaConf.structured(SchedulerConfig()),
-        embedding=emb,
-    )
-    trainer = L.Trainer(
-        max_epochs=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(task, datamodule=dm)
-    (result,) = trainer.test(task, datamodule=dm, verbose=False)
-    assert result["test/acc"] > 0.9

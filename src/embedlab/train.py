@@ -45,65 +45,6 @@ def _loggers(cfg: DictConfig, output_dir: Path) -> list:
     return loggers
 
 
-def _callbacks(cfg: DictConfig, output_dir: Path, monitor: str, mode: str) -> dict[str, Any]:
-    from lightning.pytorch.callbacks import (
-        EarlyStopping,
-        LearningRateMonitor,
-        ModelCheckpoint,
-        RichProgressBar,
-        TQDMProgressBar,
-    )
-
-    from embedlab.callbacks import (
-        EmbeddingDrift,
-        EmbeddingHistograms,
-        EmbeddingProjector,
-        Throughput,
-        UnfreezeEmbedding,
-    )
-
-    cb: dict[str, Any] = {}
-    c = cfg.callbacks
-    if c.checkpoint.enabled:
-        cb["checkpoint"] = ModelCheckpoint(
-            dirpath=str(output_dir / "checkpoints"),
-            filename="epoch{epoch:03d}-" + monitor.replace("/", "_") + "{" + monitor + ":.4f}",
-            auto_insert_metric_name=False,
-            monitor=monitor,
-            mode=mode,
-            save_top_k=c.checkpoint.save_top_k,
-            save_last=c.checkpoint.save_last,
-        )
-    if c.early_stopping.enabled:
-        cb["early_stopping"] = EarlyStopping(
-            monitor=monitor,
-            mode=mode,
-            patience=c.early_stopping.patience,
-            min_delta=c.early_stopping.min_delta,
-        )
-    if c.lr_monitor and (cfg.logger.tensorboard or cfg.logger.csv):
-        cb["lr_monitor"] = LearningRateMonitor(logging_interval="step")
-    if cfg.trainer.enable_progress_bar:
-        cb["progress"] = RichProgressBar(leave=True) if c.rich_progress else TQDMProgressBar()
-    if c.throughput:
-        cb["throughput"] = Throughput()
-    if cfg.embedding.unfreeze_at_epoch is not None:
-        cb["unfreeze_embedding"] = UnfreezeEmbedding(cfg.embedding.unfreeze_at_epoch)
-    if cfg.logger.tensorboard:  # TensorBoard views of the embedding table
-        if c.projector.enabled:
-            cb["projector"] = EmbeddingProjector(
-                c.projector.top_n, c.projector.at_start, c.projector.at_end
-            )
-        if c.drift.enabled:
-            cb["drift"] = EmbeddingDrift(c.drift.top_k, c.drift.min_count)
-        h = c.embedding_histograms
-        if h.enabled:
-            cb["embedding_histograms"] = EmbeddingHistograms(
-                h.every_n_steps, h.row_norms, h.grad_norms
-            )
-    return cb
-
-
 def _quiet_duplicate_handlers() -> None:
     """Lightning adds its own console handler; under Hydra the root logger already prints."""
     root = logging.getLogger()
@@ -148,6 +89,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import torch
 
     _quiet_duplicate_handlers()
+    from embedlab.callbacks import CALLBACKS
     from embedlab.logging import log_config_text, log_embedding_report, log_hparams
     from embedlab.tasks import TASKS
 
@@ -158,15 +100,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.trainer.accelerator == "cpu" and os.environ.get("EMBEDLAB_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["EMBEDLAB_NUM_THREADS"]))
 
-    task = TASKS.get(cfg.task.name)
-    datamodule, module = task.setup(cfg)
+    datamodule, module = TASKS.get(cfg.task.name).setup(cfg)
     if hasattr(datamodule, "save"):
         datamodule.save(output_dir)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
-    monitor, mode = cfg.task.monitor, cfg.task.monitor_mode
     loggers = _loggers(cfg, output_dir)
-    callbacks = _callbacks(cfg, output_dir, monitor, mode)
+    callbacks = CALLBACKS.build(cfg, output_dir)
     trainer = L.Trainer(
         **_trainer_kwargs(cfg.trainer),
         logger=loggers or False,
@@ -221,7 +161,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "output_dir": str(output_dir),
     }
     if ckpt is not None and ckpt.best_model_score is not None:
-        metrics[f"{monitor}_best"] = float(ckpt.best_model_score)
+        metrics[f"{cfg.task.monitor}_best"] = float(ckpt.best_model_score)
     if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(
             json.dumps(metrics, indent=2, sort_keys=True) + "\n"
