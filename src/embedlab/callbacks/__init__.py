@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from embedlab.callbacks.embeddings import EmbeddingDrift, EmbeddingHistograms, EmbeddingProjector
 from embedlab.callbacks.throughput import Throughput
@@ -101,6 +101,10 @@ class CallbackRegistry(Registry[CallbackSpec]):
                 problems += schema_problems(f"callbacks.{name}", node[name], self.schema(name))
         if problems:
             return problems
+        with open_dict(node):  # entries left out get their defaults, so checks can read them
+            for name, entry in self._entries.items():
+                if entry.schema is not None and name not in node:
+                    node[name] = OmegaConf.structured(entry.schema)
         for name in self:
             check = self.entry(name).check
             problems += check(cfg) if check is not None else []

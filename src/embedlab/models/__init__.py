@@ -85,6 +85,7 @@ class TransformerLMConfig(TransformerCommon):
     """Causal (GPT-style) language model; use with task=lm."""
 
     name: str = "transformer_lm"
+    dim_feedforward: int = 256  # wider blocks than the classifier's (4 x d_model, GPT-2)
     # share the input embedding with the output layer (needs dim == d_model)
     tie_weights: bool = True
 
