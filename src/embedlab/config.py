@@ -230,10 +230,7 @@ GROUP_SCHEMAS: dict[str, type] = {
 
 
 def registries() -> list[Registry]:
-    """Every registry of a configurable choice, in the order validate() reports them.
-
-    Importing them also stores their entries' schemas in Hydra's ConfigStore.
-    """
+    """Every registry of a configurable choice, in the order validate() reports them."""
     from embedlab.callbacks import CALLBACKS
     from embedlab.data.sources import DATA_SOURCES
     from embedlab.data.tokenizer import TOKENIZERS
@@ -258,8 +255,13 @@ def registries() -> list[Registry]:
 
 def register_configs() -> None:
     """Store the top-level schema and every choice's schema in Hydra's ConfigStore."""
-    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
-    registries()
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    for registry in registries():
+        for name in registry.names() if registry.group else []:
+            schema = registry.schema(name)
+            if schema is not None:
+                store.store(group=f"schema/{registry.group}", name=name, node=schema)
 
 
 register_configs()

@@ -2,9 +2,10 @@
 
 A choice (an initializer, a data source, a model, ...) is one registered object plus, when
 its config differs from its siblings', a schema dataclass and a ``check(cfg) -> problems``
-function. Registering a schema also stores it in Hydra's ConfigStore as
-``schema/<group>/<name>``, so a YAML file can start from it (``/schema/data/files@_here_``)
-and Hydra rejects a misspelled key at composition time. :func:`embedlab.config.validate`
+function. :func:`embedlab.config.register_configs` stores the schemas of a registry with a
+``group`` in Hydra's ConfigStore as ``schema/<group>/<name>``, so a YAML file can start from
+one (``/schema/data/files@_here_``) and Hydra rejects a misspelled key at composition time.
+(This module does not import Hydra: a loaded model needs neither Hydra nor Lightning.) :func:`embedlab.config.validate`
 asks every registry for the problems of the composed config (:meth:`Registry.problems`).
 
 Adding a choice is one decorated function (or class) plus one YAML file in the config group.
@@ -82,10 +83,6 @@ class Registry(Generic[T]):
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._entries[name] = Entry(obj, schema, check)
-            if schema is not None and self.group is not None:
-                from hydra.core.config_store import ConfigStore
-
-                ConfigStore.instance().store(group=f"schema/{self.group}", name=name, node=schema)
             return obj
 
         return deco

@@ -100,7 +100,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.trainer.accelerator == "cpu" and os.environ.get("EMBEDLAB_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["EMBEDLAB_NUM_THREADS"]))
 
-    datamodule, module = TASKS.get(cfg.task.name).setup(cfg)
+    # test only: the checkpoint's tokenizer, n-grams, labels and weights (read safely)
+    checkpoint = None
+    if not cfg.train and cfg.ckpt_path:
+        from embedlab.inference import read_checkpoint
+
+        checkpoint = read_checkpoint(cfg.ckpt_path)
+    datamodule, module = TASKS.get(cfg.task.name).setup(cfg, checkpoint)
     if hasattr(datamodule, "save"):
         datamodule.save(output_dir)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -132,8 +138,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     best_path = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
     test_metrics: dict[str, Any] = {}
     if cfg.test:
-        # the best checkpoint of this fit; without a fit, the checkpoint given in ckpt_path
-        test_ckpt = best_path if cfg.train else cfg.ckpt_path
+        # the best checkpoint of this fit; without a fit the module holds ckpt_path's weights
+        test_ckpt = best_path if cfg.train else None
         if cfg.trainer.fast_dev_run:
             test_ckpt = None
         results = trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)

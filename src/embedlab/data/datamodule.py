@@ -16,6 +16,7 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from embedlab.data.batching import BagBatches, PaddedBatches, make_loader
@@ -47,17 +48,34 @@ class TextDataModule(L.LightningDataModule):
         self.encoded: dict[str, EncodedSplit] = {}
         self.cache_status = "off"
         self.ngrams: NgramVocab | None = None
+        self.restored: dict[str, Any] | None = None  # a checkpoint's artifacts (see restore)
+
+    def restore(self, artifacts: dict[str, Any]) -> None:
+        """Encode with a trained run's tokenizer and n-grams (from :meth:`artifacts`) instead
+        of training new ones: the ids then mean what they meant to the checkpoint's model."""
+        self.restored = artifacts
 
     def _load_and_tokenize(self) -> dict[str, EncodedSplit]:
         """Read the data source; train the tokenizer and encode every split (or hit the cache)."""
         self.dataset = load_dataset(self.data_cfg, self.paths_cfg, self.seed)
-        self.tokenizer, encoded, self.cache_status = tokenize_splits(
-            self.dataset,
-            self.tokenizer_cfg,
-            self.data_cfg.max_len,
-            getattr(self.paths_cfg, "cache_dir", None),
-            enabled=self.data_cfg.cache,
-        )
+        if self.restored is not None:
+            from tokenizers import Tokenizer
+
+            self.tokenizer = Tokenizer.from_str(self.restored["tokenizer"])
+            max_len = self.data_cfg.max_len
+            encoded = {
+                name: encode(self.tokenizer, s.texts, s.labels, max_len)
+                for name, s in self.dataset.splits.items()
+            }
+            self.cache_status = "off (the checkpoint's tokenizer)"
+        else:
+            self.tokenizer, encoded, self.cache_status = tokenize_splits(
+                self.dataset,
+                self.tokenizer_cfg,
+                self.data_cfg.max_len,
+                getattr(self.paths_cfg, "cache_dir", None),
+                enabled=self.data_cfg.cache,
+            )
         self.vocab = vocabulary(self.tokenizer)
         return encoded
 
@@ -155,12 +173,17 @@ class ClassificationDataModule(TextDataModule):
             for split in self.dataset.splits.values():
                 split.texts = []
             tc = self.tokenizer_cfg
-            self.ngrams = NgramVocab(n, tc.ngram_min_freq, tc.ngram_max_size).fit(
-                encoded["train"], word_vocab
-            )
+            if self.restored is not None and self.restored.get("ngrams"):
+                self.ngrams = NgramVocab.from_dict(self.restored["ngrams"])
+            else:
+                self.ngrams = NgramVocab(n, tc.ngram_min_freq, tc.ngram_max_size).fit(
+                    encoded["train"], word_vocab
+                )
             encoded = {k: self.ngrams.transform(v) for k, v in encoded.items()}
             self.vocab = self.vocab + self.ngrams.tokens(self.vocab)
         self.encoded = encoded
+        if self.restored is not None and self.restored.get("labels") is not None:
+            self._map_labels_to(list(self.restored["labels"]))
         self._check_labels()
         log.info(
             "data: %s | vocab %d%s | tokenized cache: %s | %s",
@@ -202,6 +225,27 @@ class ClassificationDataModule(TextDataModule):
                 self.tokenizer, split.texts, split.labels, self.data_cfg.max_len
             )
         log.info("vocabulary extended by %d pretrained words to %d", len(new), len(self.vocab))
+
+    def _map_labels_to(self, names: list[str]) -> None:
+        """Renumber the labels to follow ``names`` (a checkpoint's classes), by name."""
+        assert self.dataset is not None
+        ours = self.label_names
+        if ours == names:
+            return
+        where = {name: i for i, name in enumerate(names)}
+        mapping = torch.tensor([where.get(name, -1) for name in ours], dtype=torch.int64)
+        for split_name, split in self.encoded.items():
+            if split.labels is None or not len(split.labels):
+                continue
+            mapped = mapping[split.labels]
+            if (mapped < 0).any():
+                unseen = sorted({ours[i] for i in split.labels[mapped < 0].tolist()})
+                raise DataError(
+                    f"data split {split_name!r} has label(s) {unseen} that the checkpoint does not "
+                    f"know; its labels are {names}"
+                )
+            split.labels = mapped
+        self.dataset.label_names = list(names)
 
     def _check_labels(self) -> None:
         n = self.num_classes

@@ -64,8 +64,10 @@ class TaskSpec:
     num_outputs: Callable[[Any], int]  # (datamodule) -> the model's output size
     module: Callable[..., EmbeddingTask]  # (cfg, datamodule, model, **plumbing) -> the task
 
-    def setup(self, cfg: Any) -> tuple[L.LightningDataModule, EmbeddingTask]:
-        return setup_task(cfg, self)
+    def setup(
+        self, cfg: Any, checkpoint: dict[str, Any] | None = None
+    ) -> tuple[L.LightningDataModule, EmbeddingTask]:
+        return setup_task(cfg, self, checkpoint)
 
 
 TASKS: Registry[TaskSpec] = Registry("task", "task.name", node="task", group="task")
@@ -142,16 +144,31 @@ def apply_tokenizer_override(cfg: Any) -> None:
         log.info("tokenizer taken from the pretrained model: %s", override)
 
 
-def setup_task(cfg: Any, spec: TaskSpec) -> tuple[L.LightningDataModule, EmbeddingTask]:
-    """Datamodule (set up) and LightningModule for a validated config: the one setup path."""
+def setup_task(
+    cfg: Any, spec: TaskSpec, checkpoint: dict[str, Any] | None = None
+) -> tuple[L.LightningDataModule, EmbeddingTask]:
+    """Datamodule (set up) and LightningModule for a validated config: the one setup path.
+
+    With ``checkpoint`` (read by :func:`embedlab.inference.read_checkpoint`) the data is
+    encoded with the checkpoint's tokenizer, n-grams and label order, and the model is the
+    checkpoint's (weights loaded; no pretrained vectors are read).
+    """
     from embedlab.models import MODELS
 
     model_spec = MODELS.get(cfg.model.name)
     apply_tokenizer_override(cfg)
     dm = spec.datamodule(cfg, model_spec.layout)
+    if checkpoint is not None:
+        dm.restore(checkpoint["embedlab"])
     dm.setup("fit")
-    embedding, report = prepare_embedding(cfg, dm, model_spec.bag_embedding)
-    model = model_spec.build(cfg.model, embedding, spec.num_outputs(dm))
+    if checkpoint is None:
+        embedding, report = prepare_embedding(cfg, dm, model_spec.bag_embedding)
+        model = model_spec.build(cfg.model, embedding, spec.num_outputs(dm))
+    else:
+        from embedlab.inference import from_checkpoint
+
+        loaded = from_checkpoint(checkpoint, str(cfg.get("ckpt_path")))
+        model, embedding, report = loaded.model, loaded.embedding, {}
     extra = {
         "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
         **dm.artifacts(),  # tokenizer, labels, n-grams

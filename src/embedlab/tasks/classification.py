@@ -53,6 +53,8 @@ class ClassificationTask(EmbeddingTask):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.val_acc_best = MaxMetric()
+        self.test_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
+        self.test_confusion_matrix: torch.Tensor | None = None  # (true, predicted) after testing
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
@@ -110,11 +112,14 @@ class ClassificationTask(EmbeddingTask):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss, preds, labels = self._step(batch)
         self.test_metrics.update(preds, labels)
+        self.test_confusion.update(preds, labels)
         self.log("test/loss", loss, on_epoch=True, batch_size=labels.numel())
 
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
+        self.test_confusion_matrix = self.test_confusion.compute().cpu()
+        self.test_confusion.reset()
 
 
 def accuracy_and_macro_f1(confusion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
