@@ -29,15 +29,20 @@ def _trainer_kwargs(cfg: Any) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def _loggers(cfg: DictConfig, output_dir: Path) -> list:
+def _loggers(cfg: DictConfig, output_dir: Path, purge_step: int | None = None) -> list:
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     loggers: list = []
     if cfg.logger.tensorboard:
-        # events straight in the run folder: `tensorboard --logdir <multirun>` names runs by job
+        # events straight in the run folder: `tensorboard --logdir <multirun>` names runs by job;
+        # a resumed run hides what the interrupted one logged after its checkpoint (purge_step)
         loggers.append(
             TensorBoardLogger(
-                save_dir=str(output_dir), name="", version="", default_hp_metric=False
+                save_dir=str(output_dir),
+                name="",
+                version="",
+                default_hp_metric=False,
+                purge_step=purge_step,
             )
         )
     if cfg.logger.csv:
@@ -82,6 +87,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     best checkpoint, writes ``metrics.json``, TensorBoard hparams and the config text into
     ``cfg.paths.output_dir``, and prints a short summary.
     """
+    from embedlab import resume
+
+    cfg, finished = resume.resolve(cfg)
+    if finished is not None:  # resume of a run that already ended: its metrics, nothing run
+        return finished
     validate(cfg)
     started = time.perf_counter()
 
@@ -101,17 +111,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         torch.set_num_threads(int(os.environ["EMBEDLAB_NUM_THREADS"]))
 
     # test only: the checkpoint's tokenizer, n-grams, labels and weights (read safely)
-    checkpoint = None
-    if not cfg.train and cfg.ckpt_path:
+    checkpoint, purge_step = None, None
+    if cfg.ckpt_path:
         from embedlab.inference import read_checkpoint
 
-        checkpoint = read_checkpoint(cfg.ckpt_path)
+        read = read_checkpoint(cfg.ckpt_path)  # a clear error for a missing or broken file
+        checkpoint = None if cfg.train else read
+        purge_step = int(read.get("global_step", 0)) if cfg.train else None
     datamodule, module = TASKS.get(cfg.task.name).setup(cfg, checkpoint)
     if hasattr(datamodule, "save"):
         datamodule.save(output_dir)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
-    loggers = _loggers(cfg, output_dir)
+    loggers = _loggers(cfg, output_dir, purge_step)
     callbacks = CALLBACKS.build(cfg, output_dir)
     trainer = L.Trainer(
         **_trainer_kwargs(cfg.trainer),
@@ -263,6 +275,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console entry point (``embedlab-train``); exits 1 when a job of a multirun failed."""
+    from embedlab.resume import run_dir_override
+
+    sys.argv = [sys.argv[0], *run_dir_override(sys.argv[1:])]
     _hydra_main()
     summary = sweep.LAST_SUMMARY
     if summary and summary["failed"]:

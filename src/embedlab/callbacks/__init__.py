@@ -26,7 +26,7 @@ from embedlab.registry import Registry, schema_problems
 @dataclass
 class CheckpointConfig:
     enabled: bool = True
-    save_last: bool = False  # also keep last.ckpt (for resuming)
+    save_last: bool = True  # also keep last.ckpt (for resume=RUN_DIR / resume=auto)
     save_top_k: int = 1
 
 
