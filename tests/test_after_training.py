@@ -259,6 +259,12 @@ def test_neighbors_and_the_projector_export(run, tmp_path, capsys):
     unit = torch.nn.functional.normalize(model.embed([w for w, _ in found["great"]]), dim=1)
     great = torch.nn.functional.normalize(model.embed(["great"]), dim=1)[0]
     assert [round(float(s), 4) for s in unit @ great] == [s for _, s in found["great"]]
+    start = tmp_path / "start.vec"  # "before": the same table, so the same neighbours
+    export(ExportArgs(ckpt=run["ckpt"], format="vec", out=str(start)))
+    capsys.readouterr()
+    export(ExportArgs(ckpt=run["ckpt"], neighbors=["great"], k=3, before=str(start)))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("great: ") and lines[1].strip() == "before: " + lines[0][7:]
     folder = tmp_path / "projector"
     export(ExportArgs(ckpt=run["ckpt"], format="tensorboard", out=str(folder)))
     assert (folder / "projector_config.pbtxt").is_file()

@@ -40,6 +40,7 @@ class ExportArgs:
     ngrams: bool = False  # also the word n-gram rows (boe with tokenizer.ngrams > 1)
     neighbors: list[str] = field(default_factory=list)  # print neighbours of these words
     k: int = 10  # neighbours per word
+    before: str | None = None  # neighbors: also in this vector file (e.g. the run's start)
 
 
 def table_rows(model: Any, ngrams: bool = False) -> tuple[list[str], torch.Tensor]:
@@ -106,6 +107,16 @@ def nearest(words: list[str], rows: torch.Tensor, queries: list[str], k: int) ->
     return out
 
 
+def _before(path: str, words: list[str], queries: list[str], k: int) -> dict[str, list]:
+    """Neighbours in a vector file, among the checkpoint's words the file has."""
+    from embedlab.embeddings.vectors import read_vectors
+
+    result = read_vectors(Path(path).expanduser(), None, {w.encode() for w in words})
+    known = [w for w in words if w.encode() in result.vectors]
+    rows = torch.from_numpy(np.stack([result.vectors[w.encode()] for w in known]))
+    return nearest(known, rows, queries, k)
+
+
 def export(args: ExportArgs) -> list[Path] | dict[str, list]:
     from embedlab.inference import load
 
@@ -115,11 +126,15 @@ def export(args: ExportArgs) -> list[Path] | dict[str, list]:
     words, rows = table_rows(model, args.ngrams)
     if args.neighbors:
         found = nearest(words, rows, list(args.neighbors), args.k)
+        before = _before(args.before, words, list(args.neighbors), args.k) if args.before else {}
+
+        def show(hits: list, missing: str) -> str:
+            return ", ".join(f"{w} {s:.3f}" for w, s in hits) if hits else missing
+
         for q, hits in found.items():
-            shown = (
-                ", ".join(f"{w} {s:.3f}" for w, s in hits) if hits else "(not in the vocabulary)"
-            )
-            print(f"{q}: {shown}")
+            print(f"{q}: {show(hits, '(not in the vocabulary)')}")
+            if q in before:
+                print(f"{' ' * len(q)}  before: {show(before[q], '(not in the file)')}")
         return found
     ckpt = Path(args.ckpt)
     out = Path(args.out) if args.out else ckpt.with_name(ckpt.stem + EXPORT_FORMATS[args.format])
