@@ -147,6 +147,9 @@ class TrainerConfig:
     accelerator: str = "cpu"  # cpu | gpu | auto | mps
     devices: Any = 1  # int, list of ids or "auto"
     strategy: str = "auto"  # auto | ddp | ddp_spawn | ...
+    # DDP's collective backend: nccl | gloo (None: Lightning's choice, nccl on GPUs, gloo on
+    # CPUs); gloo on GPUs keeps sparse embedding gradients, which NCCL cannot all-reduce
+    process_group_backend: str | None = None
     num_nodes: int = 1
     precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed | ...
     min_epochs: int = 1
@@ -274,11 +277,13 @@ def apply_model_defaults(cfg: DictConfig) -> DictConfig:
     ``tokenizer.ngrams``, ``embedding.sparse`` and ``data.batch_size`` depend on the model:
     bigrams, sparse updates and large batches make a bag of embeddings fast and strong, but
     not a transformer. A value the user set is kept. A defaulted sparse table stays dense
-    when the chosen optimizer has no sparse counterpart (e.g. ``optimizer=adadelta``), and
+    when the chosen optimizer has no sparse counterpart (e.g. ``optimizer=adadelta``) or under
+    DDP on GPUs (NCCL has no sparse all-reduce), and
     defaulted n-grams stay off unless the tokens are words whose ids stay put (our own
     word-level tokenizer, ``pretrained.restrict_to_vocab`` true). Returns ``cfg`` (changed
     in place).
     """
+    from embedlab.embeddings.init import nccl_ddp
     from embedlab.models import MODELS
     from embedlab.training.optim import SPARSE_OPTIMIZERS
 
@@ -286,7 +291,7 @@ def apply_model_defaults(cfg: DictConfig) -> DictConfig:
     if name not in MODELS:
         return cfg
     defaults = dict(MODELS.get(name).defaults)
-    if cfg.optimizer.get("name") not in SPARSE_OPTIMIZERS:
+    if cfg.optimizer.get("name") not in SPARSE_OPTIMIZERS or nccl_ddp(cfg.trainer):
         defaults["embedding.sparse"] = False
     if (
         cfg.tokenizer.get("kind") != "word"

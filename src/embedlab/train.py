@@ -26,7 +26,14 @@ log = logging.getLogger(__name__)
 
 def _trainer_kwargs(cfg: Any) -> dict[str, Any]:
     kwargs = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    return {k: v for k, v in kwargs.items() if v is not None}
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    backend = kwargs.pop("process_group_backend", None)
+    if backend is not None and str(kwargs.get("strategy", "")).startswith("ddp"):
+        from lightning.pytorch.strategies import DDPStrategy
+
+        start = {"ddp_spawn": "spawn", "ddp_fork": "fork"}.get(kwargs["strategy"], "popen")
+        kwargs["strategy"] = DDPStrategy(process_group_backend=backend, start_method=start)
+    return kwargs
 
 
 def _loggers(cfg: DictConfig, output_dir: Path, purge_step: int | None = None) -> list:
@@ -97,6 +104,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     import lightning as L
     import torch
+    from lightning.pytorch.utilities import rank_zero_only
 
     _quiet_duplicate_handlers()
     from embedlab.callbacks import CALLBACKS
@@ -119,9 +127,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         checkpoint = None if cfg.train else read
         purge_step = int(read.get("global_step", 0)) if cfg.train else None
     datamodule, module = TASKS.get(cfg.task.name).setup(cfg, checkpoint)
-    if hasattr(datamodule, "save"):
+    if rank_zero_only.rank == 0:  # under DDP every process runs this; one writes the run folder
         datamodule.save(output_dir)
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     loggers = _loggers(cfg, output_dir, purge_step)
     callbacks = CALLBACKS.build(cfg, output_dir)
@@ -163,6 +171,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         **{k: v for k, v in fit_metrics.items() if k.startswith(("val/", "train/"))},
         **test_metrics,
         "epochs": trainer.current_epoch,
+        "world_size": trainer.world_size,  # processes (DDP); train_examples counts rank 0's
         "global_steps": trainer.global_step,
         "wall_seconds": round(time.perf_counter() - started, 3),
         "train_seconds": round(speed[0], 4) if throughput else None,

@@ -59,8 +59,9 @@ class Throughput(L.Callback):
         self._pause()
         seen = getattr(pl_module, "examples_seen", 0) - self._seen_at_start
         self.examples += seen
-        if self._epoch_seconds > 0:
-            pl_module.log("perf/examples_per_second", seen / self._epoch_seconds)
+        rate = seen / self._epoch_seconds if self._epoch_seconds > 0 else 0.0
+        # every rank logs (a collective under DDP): the sum is the whole job's rate
+        pl_module.log("perf/examples_per_second", rate, sync_dist=True, reduce_fx="sum")
 
     @property
     def examples_per_second(self) -> float:

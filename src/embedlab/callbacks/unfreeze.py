@@ -29,4 +29,6 @@ class UnfreezeEmbedding(L.Callback):
             p.requires_grad_(True)
         self.unfrozen_at = trainer.current_epoch
         log.info("embedding unfrozen at epoch %d", trainer.current_epoch)
-        pl_module.log("embedding/unfrozen_epoch", float(trainer.current_epoch), on_epoch=True)
+        pl_module.log(
+            "embedding/unfrozen_epoch", float(trainer.current_epoch), on_epoch=True, sync_dist=True
+        )

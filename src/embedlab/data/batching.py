@@ -217,6 +217,34 @@ class LengthBucketSampler(DistributedSampler):
         return (n // self.batch_size) // self.num_replicas * self.batch_size
 
 
+class ShardSampler(DistributedSampler):
+    """Evaluation order under DDP: rank ``r`` of ``W`` takes examples ``r, r + W, ...``, in order.
+
+    Unlike Lightning's default ``DistributedSampler`` it pads nothing, so every example of a
+    val/test split is scored exactly once (ranks may differ by one example; the metrics sum
+    counts over ranks). A ``DistributedSampler`` subclass, so Lightning leaves it in place.
+    """
+
+    def __init__(self, size: int, num_replicas: int, rank: int) -> None:
+        super().__init__(range(size), num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.size = size
+
+    def __iter__(self):  # type: ignore[override]
+        return iter(range(self.rank, self.size, self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.size, self.num_replicas))
+
+
+def _world() -> tuple[int, int]:
+    """(world size, rank) of the initialised process group, else (1, 0)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
 def make_loader(
     dataset: Dataset, data_cfg: Any, train: bool, seed: int, lengths: torch.Tensor | None = None
 ) -> DataLoader:
@@ -224,7 +252,8 @@ def make_loader(
 
     Batches come whole from ``dataset.__getitems__``. Training batches are shuffled, or, when
     ``lengths`` (tokens per example) is given and ``data.length_buckets > 0``, drawn by a
-    :class:`LengthBucketSampler` so padded batches hold examples of similar length.
+    :class:`LengthBucketSampler` so padded batches hold examples of similar length. Under
+    DDP, evaluation splits are sharded by :class:`ShardSampler` (each example once).
     """
     batch_size = data_cfg.batch_size if train else data_cfg.eval_batch_size
     if batch_size is None:  # null means "the model's default", filled by config.validate
@@ -232,8 +261,11 @@ def make_loader(
             "data.batch_size is null: pass the config through embedlab.config.validate"
         )
     sampler = None
+    world, rank = _world()
     if train and lengths is not None and data_cfg.length_buckets > 0:
         sampler = LengthBucketSampler(lengths, batch_size, data_cfg.length_buckets, seed=seed)
+    elif not train and world > 1:
+        sampler = ShardSampler(len(dataset), world, rank)
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -18,6 +18,16 @@ from torch import nn
 from embedlab.registry import Registry
 
 
+def nccl_ddp(trainer: Any) -> bool:
+    """Whether a trainer config runs DDP over NCCL (GPUs), which has no sparse all-reduce."""
+    if "ddp" not in str(trainer.strategy) or trainer.get("process_group_backend") == "gloo":
+        return False
+    accelerator = str(trainer.accelerator)
+    if accelerator == "auto":
+        return torch.cuda.is_available()
+    return accelerator in ("gpu", "cuda")
+
+
 def _embedding_problems(cfg: Any) -> list[str]:
     """Checks of ``embedding`` whatever its initializer (run by ``config.validate``)."""
     emb = cfg.embedding
@@ -43,6 +53,11 @@ def _embedding_problems(cfg: Any) -> list[str]:
             problems.append(
                 f"embedding.unfreeze_at_epoch: must be >= 1 (0 = never frozen), got {emb.unfreeze_at_epoch}"
             )
+    if emb.sparse and nccl_ddp(cfg.trainer):
+        problems.append(
+            "embedding.sparse: DDP on GPUs (NCCL) cannot all-reduce sparse gradients; set "
+            "embedding.sparse=false, or keep them with trainer.process_group_backend=gloo (slower)"
+        )
     if emb.sparse and cfg.trainer.gradient_clip_val:
         problems.append(
             "trainer.gradient_clip_val: gradient clipping does not support the sparse gradients of embedding.sparse=true"

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -52,6 +52,8 @@ class ClassificationTask(EmbeddingTask):
         self.train_epoch = MulticlassConfusionMatrix(num_classes, validate_args=False)
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        # losses weighted by examples; like the metrics, summed over every rank's examples
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
         self.test_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
         self.test_confusion_matrix: torch.Tensor | None = None  # (true, predicted) after testing
@@ -89,7 +91,10 @@ class ClassificationTask(EmbeddingTask):
             acc, f1 = accuracy_and_macro_f1(confusion)
             step = when == "step"
             values = {f"train/loss_{when}": loss, f"train/acc_{when}": acc, f"train/f1_{when}": f1}
-            self.log_dict(values, prog_bar=step, on_step=step, on_epoch=not step)
+            # epoch values: the mean over ranks under DDP (one collective, at the epoch's end)
+            self.log_dict(
+                values, prog_bar=step, on_step=step, on_epoch=not step, sync_dist=not step
+            )
         self.train_window.reset()
         if when == "epoch":
             self.train_epoch.reset()
@@ -100,11 +105,14 @@ class ClassificationTask(EmbeddingTask):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss, preds, labels = self._step(batch)
         self.val_metrics.update(preds, labels)
-        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=labels.numel())
+        self.val_loss.update(loss, labels.numel())
 
     def on_validation_epoch_end(self) -> None:
-        values = self.val_metrics.compute()
+        values = {**self.val_metrics.compute(), "val/loss": self.val_loss.compute()}
         self.val_metrics.reset()
+        self.val_loss.reset()
+        # torchmetrics' compute() already gathered every rank's counts, so every rank holds the
+        # same values; sync_dist (their mean) leaves them unchanged and tells Lightning so
         self.log_dict(values, prog_bar=True, sync_dist=True)
         self.val_acc_best.update(values["val/acc"])
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
@@ -113,11 +121,13 @@ class ClassificationTask(EmbeddingTask):
         loss, preds, labels = self._step(batch)
         self.test_metrics.update(preds, labels)
         self.test_confusion.update(preds, labels)
-        self.log("test/loss", loss, on_epoch=True, batch_size=labels.numel())
+        self.test_loss.update(loss, labels.numel())
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute(), sync_dist=True)
+        test = {**self.test_metrics.compute(), "test/loss": self.test_loss.compute()}
+        self.log_dict(test, sync_dist=True)  # equal on every rank (see on_validation_epoch_end)
         self.test_metrics.reset()
+        self.test_loss.reset()
         self.test_confusion_matrix = self.test_confusion.compute().cpu()
         self.test_confusion.reset()
 

@@ -89,7 +89,14 @@ class LanguageModelingTask(EmbeddingTask):
         value = self.train_loss.take(when)
         if value is not None:
             step = when == "step"
-            self.log(f"train/loss_{when}", value, prog_bar=step, on_step=step, on_epoch=not step)
+            self.log(
+                f"train/loss_{when}",
+                value,
+                prog_bar=step,
+                on_step=step,
+                on_epoch=not step,
+                sync_dist=not step,  # epoch value: the mean over ranks under DDP
+            )
 
     def on_train_epoch_end(self) -> None:
         self._log_train_loss("epoch")
@@ -106,8 +113,9 @@ class LanguageModelingTask(EmbeddingTask):
         self.count[split].reset()
         loss = nll / max(count, 1.0)
         ppl = math.exp(min(loss, 50.0))
-        self.log(f"{split}/loss", loss, sync_dist=False)
-        self.log(f"{split}/ppl", ppl, prog_bar=True, sync_dist=False)  # already summed across ranks
+        # nll and count are summed over every rank: the values are equal on all of them
+        self.log(f"{split}/loss", loss, sync_dist=True)
+        self.log(f"{split}/ppl", ppl, prog_bar=True, sync_dist=True)
         return ppl
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -117,7 +125,7 @@ class LanguageModelingTask(EmbeddingTask):
         ppl = self._eval_end("val")
         if not self.trainer.sanity_checking:
             self.val_ppl_best.update(torch.tensor(ppl))
-            self.log("val/ppl_best", self.val_ppl_best.compute(), prog_bar=True)
+            self.log("val/ppl_best", self.val_ppl_best.compute(), prog_bar=True, sync_dist=True)
             self._log_samples()
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
