@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from embedlab import sweep
-from embedlab.logging.embeddings import embedding_drift, grad_row_norms, top_words
+from embedlab.tensorboard.embeddings import embedding_drift, grad_row_norms, top_words
 from embedlab.paths import config_dir
 
 

@@ -148,7 +148,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import torch
 
     _quiet_duplicate_handlers()
-    from embedlab.logging import log_config_text, log_embedding_report, log_hparams
+    from embedlab.tensorboard import log_config_text, log_embedding_report, log_hparams
     from embedlab.tasks import TASKS
 
     output_dir = Path(cfg.paths.output_dir).absolute()
