@@ -41,7 +41,7 @@ DATASETS = {
 }
 # --inits: how the embedding table starts, as overrides on top of each experiment. The GloVe
 # ones need pretrained=glove (issue 3) and glove.6B.50d.txt in $EMBEDLAB_VECTOR_CACHE
-# (offline: /work/shared/tools/glove-6b-50d $EMBEDLAB_VECTOR_CACHE).
+# (offline: ../shared/tools/glove-6b-50d $EMBEDLAB_VECTOR_CACHE).
 GLOVE = [
     "embedding=pretrained",
     "pretrained=glove",
