@@ -13,8 +13,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from embedlab import sweep
-from embedlab.tensorboard.embeddings import embedding_drift, grad_row_norms, top_words
 from embedlab.paths import config_dir
+from embedlab.tensorboard.embeddings import embedding_drift, grad_row_norms, top_words
 
 
 def compose_with_hydra(*overrides: str):

@@ -148,8 +148,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import torch
 
     _quiet_duplicate_handlers()
-    from embedlab.tensorboard import log_config_text, log_embedding_report, log_hparams
     from embedlab.tasks import TASKS
+    from embedlab.tensorboard import log_config_text, log_embedding_report, log_hparams
 
     output_dir = Path(cfg.paths.output_dir).absolute()
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -269,11 +269,11 @@ def pretrained_problems(cfg: Any) -> list[str]:
             "pretrained.name: source=hf needs a model id or folder (pretrained.name or pretrained.path)"
         )
     if cfg.format is not None:
-        from embedlab.embeddings.vectors.formats import FORMATS
+        from embedlab.embeddings.vectors.formats import VECTOR_FORMATS
 
-        if cfg.format not in FORMATS:
+        if cfg.format not in VECTOR_FORMATS:
             problems.append(
-                f"pretrained.format: {cfg.format!r} is not a valid choice; choose one of {list(FORMATS)}"
+                f"pretrained.format: {cfg.format!r} is not a valid choice; choose one of {list(VECTOR_FORMATS)}"
             )
     if not cfg.restrict_to_vocab and src != "none":
         if not cfg.max_vectors or cfg.max_vectors < 1:
