@@ -50,7 +50,7 @@ def safe_name(text: str, max_len: int = MAX_NAME) -> str:
 SWEPT_KEYS_ENV = "EMBEDLAB_SWEPT_KEYS"
 
 
-def _override_items(overrides: Any) -> list[tuple[str, str]]:
+def override_items(overrides: Any) -> list[tuple[str, str]]:
     """``[(key, value), ...]`` of Hydra override strings, as ``override_dirname`` spells them."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -80,7 +80,7 @@ def job_overrides(overrides: Any, exclude_keys: Any = ()) -> list[tuple[str, str
     keep = set(swept.split(",")) if swept else None
     return [
         (k, v)
-        for k, v in _override_items(overrides or [])
+        for k, v in override_items(overrides or [])
         if k not in excluded and (keep is None or k in keep)
     ]
 
