@@ -1,7 +1,7 @@
 """Word-vector files: format readers, downloads into the vector cache, alignment + its cache."""
 
 from embedlab.embeddings.vectors.align import coverage, load_aligned
-from embedlab.embeddings.vectors.download import ensure_file, extract, fasttext_urls, glove_urls
+from embedlab.embeddings.vectors.download import ensure_file, fasttext_urls, glove_urls
 from embedlab.embeddings.vectors.formats import (
     VECTOR_FORMATS,
     ReadResult,
@@ -15,7 +15,6 @@ __all__ = [
     "coverage",
     "detect_vector_format",
     "ensure_file",
-    "extract",
     "fasttext_urls",
     "glove_urls",
     "load_aligned",
