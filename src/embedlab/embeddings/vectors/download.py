@@ -63,21 +63,27 @@ def _copy_local(url: str, output_file: str, pooch: Any, check_only: bool = False
     return None
 
 
+def _archive_name(url: str) -> str:
+    return url.rsplit("/", 1)[-1].split("?", 1)[0]
+
+
 def fetch(url: str, root: Path, filename: str, sha256: str | None = None) -> Path:
     """``root/filename`` from ``url``: the file itself, a ``.gz`` of it, or a zip holding it.
 
     The download (``root/<last part of the url>``) is checked against ``sha256`` when given and
-    kept, so a second file from the same zip needs no new download.
+    left there (:func:`ensure_file` keeps a GloVe zip: its other dims need no new download).
     """
     import pooch
 
-    archive = url.rsplit("/", 1)[-1].split("?", 1)[0]
+    archive = _archive_name(url)
+    # pooch extracts in place; under a .part name, an interrupted run leaves no half file behind
+    part = root / f"{filename}.part"
     if archive == filename:
         processor = None
     elif archive.endswith(".gz"):
-        processor = pooch.Decompress(name=filename)
+        processor = pooch.Decompress(name=part.name)
     else:
-        processor = pooch.Unzip(members=[filename], extract_dir=".")
+        processor = pooch.Unzip(members=[filename], extract_dir=part.name)
     downloader = _copy_local if url.startswith("file:") else None
     try:
         pooch.retrieve(url, sha256, archive, root, processor, downloader, progressbar=True)
@@ -86,10 +92,17 @@ def fetch(url: str, root: Path, filename: str, sha256: str | None = None) -> Pat
         raise DataError(f"download of {url}: {what}: {' '.join(str(exc).split())}") from exc
     except zipfile.BadZipFile as exc:
         raise DataError(f"{url} is not a valid zip archive ({exc})") from exc
-    except KeyError as exc:  # zipfile: no such member
-        raise DataError(f"{url}: archive has no member {filename!r}") from exc
     except (OSError, EOFError) as exc:  # requests' errors are OSErrors; EOFError: truncated gzip
         raise DataError(f"download of {url} failed: {exc}") from exc
+    if part.is_file():
+        part.replace(root / filename)
+    elif part.is_dir():
+        found = (part / filename).is_file()
+        if found:
+            (part / filename).replace(root / filename)
+        shutil.rmtree(part)
+        if not found:
+            raise DataError(f"{url}: archive has no member {filename!r}")
     return root / filename
 
 
@@ -120,15 +133,12 @@ def ensure_file(
         )
     errors = []
     for url in urls:
+        archive = root / _archive_name(url)
         try:
-            fetch(url, root, filename, sha256)
+            return fetch(url, root, filename, sha256)
         except DataError as exc:
             errors.append(str(exc))
-            continue
-        archive = root / url.rsplit("/", 1)[-1].split("?", 1)[0]
-        if archive != target and not keep_archive:
-            archive.unlink(missing_ok=True)
-        if target.is_file():
-            return target
-        errors.append(f"{url}: archive has no member {filename!r}")
+        finally:
+            if archive != target and not keep_archive:
+                archive.unlink(missing_ok=True)
     raise DataError(f"could not fetch the vectors ({'; '.join(errors)}); {hint}", str(target))
