@@ -104,15 +104,15 @@ def test_unfreeze_happens_at_the_configured_epoch(make_cfg):
 
 
 def test_unfreeze_callback_is_wired_by_train_and_validated(make_cfg, tmp_path):
-    from embedlab.train import _callbacks
+    from embedlab.callbacks import CALLBACKS
 
     cfg = make_cfg("embedding.unfreeze_at_epoch=1")
-    cb = _callbacks(cfg, tmp_path, "val/acc", "max")
+    cb = CALLBACKS.build(cfg, tmp_path)
     assert (
         isinstance(cb["unfreeze_embedding"], UnfreezeEmbedding)
         and cb["unfreeze_embedding"].epoch == 1
     )
-    assert "unfreeze_embedding" not in _callbacks(make_cfg(), tmp_path, "val/acc", "max")
+    assert "unfreeze_embedding" not in CALLBACKS.build(make_cfg(), tmp_path)
     with pytest.raises(ConfigError, match="unfreeze_at_epoch: contradicts"):
         validate(make_cfg("embedding.unfreeze_at_epoch=1", "embedding.freeze=true"))
 

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from embedlab.config import SyntheticLMConfig, TextFilesLMConfig, TokenizerConfig
+from embedlab.config import TokenizerConfig
 from embedlab.data import synthetic_lm
 from embedlab.data.lm import IGNORE, LanguageModelDataModule
-from embedlab.data.sources import load_text_files
+from embedlab.data.sources import SyntheticLMConfig, TextFilesLMConfig, load_text_files
 from embedlab.errors import DataError
 from embedlab.models.transformer import TransformerEncoder, TransformerLM
 from embedlab.train import train

@@ -70,7 +70,7 @@ def test_boe_model_takes_a_csr_batch_and_trains_from_sparse_batches(bow):
     linear, bag = linear_and_bag()
     model = BagOfEmbeddings(bag, C)
     expected = model.head(linear(torch.from_numpy(tfidf.toarray())))
-    assert torch.allclose(model(csr=tfidf), expected, atol=1e-5)
+    assert torch.allclose(model(*csr_to_bags(tfidf)), expected, atol=1e-5)
 
     labels = np.arange(tfidf.shape[0]) % C
     data = SparseBagBatches(tfidf, labels)
@@ -84,7 +84,7 @@ def test_boe_model_takes_a_csr_batch_and_trains_from_sparse_batches(bow):
 
     def full_loss():
         with torch.no_grad():
-            return nn.functional.cross_entropy(model(csr=tfidf), y).item()
+            return nn.functional.cross_entropy(model(*csr_to_bags(tfidf)), y).item()
 
     start = full_loss()
     for _ in range(15):

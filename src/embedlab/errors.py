@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class EmbedlabError(Exception):
     """Base class of the errors embedlab raises on purpose."""
@@ -26,3 +28,10 @@ class DataError(EmbedlabError, ValueError):
         if path is not None:
             where = f"{path}:{line}: " if line is not None else f"{path}: "
         super().__init__(f"{where}{message}")
+
+
+class OnBadRows(StrEnum):
+    """What a reader does with a bad row of a data or vector file (``on_bad_rows``)."""
+
+    error = "error"  # stop with the file:line and the cause
+    skip = "skip"  # drop it, count it, report the count

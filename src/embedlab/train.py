@@ -29,79 +29,25 @@ def _trainer_kwargs(cfg: Any) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def _loggers(cfg: DictConfig, output_dir: Path) -> list:
+def _loggers(cfg: DictConfig, output_dir: Path, purge_step: int | None = None) -> list:
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     loggers: list = []
     if cfg.logger.tensorboard:
-        # events straight in the run folder: `tensorboard --logdir <multirun>` names runs by job
+        # events straight in the run folder: `tensorboard --logdir <multirun>` names runs by job;
+        # a resumed run hides what the interrupted one logged after its checkpoint (purge_step)
         loggers.append(
             TensorBoardLogger(
-                save_dir=str(output_dir), name="", version="", default_hp_metric=False
+                save_dir=str(output_dir),
+                name="",
+                version="",
+                default_hp_metric=False,
+                purge_step=purge_step,
             )
         )
     if cfg.logger.csv:
         loggers.append(CSVLogger(save_dir=str(output_dir), name="csv", version=""))
     return loggers
-
-
-def _callbacks(cfg: DictConfig, output_dir: Path, monitor: str, mode: str) -> dict[str, Any]:
-    from lightning.pytorch.callbacks import (
-        EarlyStopping,
-        LearningRateMonitor,
-        ModelCheckpoint,
-        RichProgressBar,
-        TQDMProgressBar,
-    )
-
-    from embedlab.callbacks import (
-        EmbeddingDrift,
-        EmbeddingHistograms,
-        EmbeddingProjector,
-        Throughput,
-        UnfreezeEmbedding,
-    )
-
-    cb: dict[str, Any] = {}
-    c = cfg.callbacks
-    if c.checkpoint.enabled:
-        cb["checkpoint"] = ModelCheckpoint(
-            dirpath=str(output_dir / "checkpoints"),
-            filename="epoch{epoch:03d}-" + monitor.replace("/", "_") + "{" + monitor + ":.4f}",
-            auto_insert_metric_name=False,
-            monitor=monitor,
-            mode=mode,
-            save_top_k=c.checkpoint.save_top_k,
-            save_last=c.checkpoint.save_last,
-        )
-    if c.early_stopping.enabled:
-        cb["early_stopping"] = EarlyStopping(
-            monitor=monitor,
-            mode=mode,
-            patience=c.early_stopping.patience,
-            min_delta=c.early_stopping.min_delta,
-        )
-    if c.lr_monitor and (cfg.logger.tensorboard or cfg.logger.csv):
-        cb["lr_monitor"] = LearningRateMonitor(logging_interval="step")
-    if cfg.trainer.enable_progress_bar:
-        cb["progress"] = RichProgressBar(leave=True) if c.rich_progress else TQDMProgressBar()
-    if c.throughput:
-        cb["throughput"] = Throughput()
-    if cfg.embedding.unfreeze_at_epoch is not None:
-        cb["unfreeze_embedding"] = UnfreezeEmbedding(cfg.embedding.unfreeze_at_epoch)
-    if cfg.logger.tensorboard:  # TensorBoard views of the embedding table
-        if c.projector.enabled:
-            cb["projector"] = EmbeddingProjector(
-                c.projector.top_n, c.projector.at_start, c.projector.at_end
-            )
-        if c.drift.enabled:
-            cb["drift"] = EmbeddingDrift(c.drift.top_k, c.drift.min_count)
-        h = c.embedding_histograms
-        if h.enabled:
-            cb["embedding_histograms"] = EmbeddingHistograms(
-                h.every_n_steps, h.row_norms, h.grad_norms
-            )
-    return cb
 
 
 def _quiet_duplicate_handlers() -> None:
@@ -142,6 +88,11 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     ``cfg.paths.output_dir``, and prints a short summary. ``overrides``: Hydra's task overrides
     (what the run varies), the first columns of the HPARAMS table.
     """
+    from embedlab import resume
+
+    cfg, finished = resume.resolve(cfg)
+    if finished is not None:  # resume of a run that already ended: its metrics, nothing run
+        return finished
     validate(cfg)
     started = time.perf_counter()
 
@@ -149,6 +100,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     import torch
 
     _quiet_duplicate_handlers()
+    from embedlab.callbacks import CALLBACKS
     from embedlab.tasks import TASKS
     from embedlab.tensorboard import log_config_text, log_embedding_report, log_hparams
 
@@ -159,15 +111,21 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     if cfg.trainer.accelerator == "cpu" and os.environ.get("EMBEDLAB_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["EMBEDLAB_NUM_THREADS"]))
 
-    task = TASKS.get(cfg.task.name)
-    datamodule, module = task.setup(cfg)
+    # test only: the checkpoint's tokenizer, n-grams, labels and weights (read safely)
+    checkpoint, purge_step = None, None
+    if cfg.ckpt_path:
+        from embedlab.inference import read_checkpoint
+
+        read = read_checkpoint(cfg.ckpt_path)  # a clear error for a missing or broken file
+        checkpoint = None if cfg.train else read
+        purge_step = int(read.get("global_step", 0)) if cfg.train else None
+    datamodule, module = TASKS.get(cfg.task.name).setup(cfg, checkpoint)
     if hasattr(datamodule, "save"):
         datamodule.save(output_dir)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
-    monitor, mode = cfg.task.monitor, cfg.task.monitor_mode
-    loggers = _loggers(cfg, output_dir)
-    callbacks = _callbacks(cfg, output_dir, monitor, mode)
+    loggers = _loggers(cfg, output_dir, purge_step)
+    callbacks = CALLBACKS.build(cfg, output_dir)
     trainer = L.Trainer(
         **_trainer_kwargs(cfg.trainer),
         logger=loggers or False,
@@ -193,8 +151,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     best_path = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
     test_metrics: dict[str, Any] = {}
     if cfg.test:
-        # the best checkpoint of this fit; without a fit, the checkpoint given in ckpt_path
-        test_ckpt = best_path if cfg.train else cfg.ckpt_path
+        # the best checkpoint of this fit; without a fit the module holds ckpt_path's weights
+        test_ckpt = best_path if cfg.train else None
         if cfg.trainer.fast_dev_run:
             test_ckpt = None
         results = trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)
@@ -222,7 +180,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
         "output_dir": str(output_dir),
     }
     if ckpt is not None and ckpt.best_model_score is not None:
-        metrics[f"{monitor}_best"] = float(ckpt.best_model_score)
+        metrics[f"{cfg.task.monitor}_best"] = float(ckpt.best_model_score)
     if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(
             json.dumps(metrics, indent=2, sort_keys=True) + "\n"
@@ -318,6 +276,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console entry point (``embedlab-train``); exits 1 when a job of a multirun failed."""
+    from embedlab.resume import run_dir_override
+
+    sys.argv = [sys.argv[0], *run_dir_override(sys.argv[1:])]
     _hydra_main()
     summary = sweep.LAST_SUMMARY
     if summary and summary["failed"]:

@@ -32,6 +32,22 @@ def gather_bags(
     return ids, bag_offsets, lengths
 
 
+def pad_rows(
+    split: EncodedSplit, index: torch.Tensor, pad_id: int, min_width: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Texts ``index`` right-padded with ``pad_id`` into ``(B, W)`` ids, and their lengths (B,).
+
+    ``W`` is the longest of them (at least ``min_width``).
+    """
+    ids, offsets, lengths = gather_bags(split, index)
+    width = max(int(lengths.max()) if len(lengths) else 0, min_width)
+    rows = torch.repeat_interleave(torch.arange(len(index)), lengths, output_size=ids.numel())
+    cols = torch.arange(ids.numel()) - offsets[rows]
+    padded = torch.full((len(index), width), pad_id, dtype=torch.int64)
+    padded[rows, cols] = ids
+    return padded, lengths
+
+
 def identity_collate(batch: Any) -> Any:
     """The datasets below return finished batches; the DataLoader must not touch them."""
     return batch
@@ -70,13 +86,8 @@ class PaddedBatches(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         index = torch.as_tensor(indices, dtype=torch.int64)
-        ids, offsets, lengths = gather_bags(self.split, index)
-        width = max(int(lengths.max()) if len(lengths) else 0, 1)
-        rows = torch.repeat_interleave(torch.arange(len(index)), lengths, output_size=ids.numel())
-        cols = torch.arange(ids.numel()) - offsets[rows]
-        padded = torch.full((len(index), width), self.pad_id, dtype=torch.int64)
-        padded[rows, cols] = ids
-        mask = torch.arange(width)[None, :] < lengths[:, None]
+        padded, lengths = pad_rows(self.split, index, self.pad_id)  # (B, W), (B,)
+        mask = torch.arange(padded.shape[1])[None, :] < lengths[:, None]
         batch = {"ids": padded, "mask": mask}
         if self.split.labels is not None:
             batch["labels"] = self.split.labels[index]

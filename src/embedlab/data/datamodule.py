@@ -1,4 +1,11 @@
-"""LightningDataModule for text classification: load, tokenize (train split only), batch."""
+"""LightningDataModules: the shared text path (load, tokenize through the cache) and classification.
+
+:class:`TextDataModule` is what every task's datamodule shares: the data source, the
+tokenizer trained on the train split and every split encoded, both through the tokenized
+cache (:func:`embedlab.data.cache.tokenize_splits`), the special ids, the artifacts a run
+folder and a checkpoint keep, and the loaders. :class:`ClassificationDataModule` adds labels,
+word n-grams and the bag or padded layout; the LM's datamodule is in :mod:`embedlab.data.lm`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from embedlab.data.batching import BagBatches, PaddedBatches, make_loader
@@ -21,7 +29,121 @@ from embedlab.errors import DataError
 log = logging.getLogger(__name__)
 
 
-class ClassificationDataModule(L.LightningDataModule):
+class TextDataModule(L.LightningDataModule):
+    """Texts -> tokenizer (train split) -> CSR ids per split, cached by content.
+
+    Subclasses turn ``self.encoded`` into datasets in :meth:`setup` and implement
+    :meth:`_dataset` (and, for padded layouts, :meth:`_lengths`).
+    """
+
+    def __init__(self, data_cfg: Any, tokenizer_cfg: Any, paths_cfg: Any, seed: int) -> None:
+        super().__init__()
+        self.data_cfg = data_cfg
+        self.tokenizer_cfg = tokenizer_cfg
+        self.paths_cfg = paths_cfg
+        self.seed = seed
+        self.dataset: TextDataset | None = None
+        self.tokenizer = None
+        self.vocab: list[str] = []
+        self.encoded: dict[str, EncodedSplit] = {}
+        self.cache_status = "off"
+        self.ngrams: NgramVocab | None = None
+        self.restored: dict[str, Any] | None = None  # a checkpoint's artifacts (see restore)
+
+    def restore(self, artifacts: dict[str, Any]) -> None:
+        """Encode with a trained run's tokenizer and n-grams (from :meth:`artifacts`) instead
+        of training new ones: the ids then mean what they meant to the checkpoint's model."""
+        self.restored = artifacts
+
+    def _load_and_tokenize(self) -> dict[str, EncodedSplit]:
+        """Read the data source; train the tokenizer and encode every split (or hit the cache)."""
+        self.dataset = load_dataset(self.data_cfg, self.paths_cfg, self.seed)
+        if self.restored is not None:
+            from tokenizers import Tokenizer
+
+            self.tokenizer = Tokenizer.from_str(self.restored["tokenizer"])
+            max_len = self.data_cfg.max_len
+            encoded = {
+                name: encode(self.tokenizer, s.texts, s.labels, max_len)
+                for name, s in self.dataset.splits.items()
+            }
+            self.cache_status = "off (the checkpoint's tokenizer)"
+        else:
+            self.tokenizer, encoded, self.cache_status = tokenize_splits(
+                self.dataset,
+                self.tokenizer_cfg,
+                self.data_cfg.max_len,
+                getattr(self.paths_cfg, "cache_dir", None),
+                enabled=self.data_cfg.cache,
+            )
+        self.vocab = vocabulary(self.tokenizer)
+        return encoded
+
+    # ------------------------------------------------------------------ ids
+    def _id(self, token: str | None) -> int | None:
+        return self.vocab.index(token) if token else None
+
+    @property
+    def pad_id(self) -> int:
+        return self.vocab.index(self.tokenizer_cfg.pad_token)
+
+    @property
+    def bos_id(self) -> int | None:
+        return self._id(self.tokenizer_cfg.bos_token)
+
+    @property
+    def eos_id(self) -> int | None:
+        return self._id(self.tokenizer_cfg.eos_token)
+
+    @property
+    def specials(self) -> list[str]:
+        return special_tokens(self.tokenizer_cfg)
+
+    # ------------------------------------------------------------------ artifacts
+    def artifacts(self) -> dict[str, Any]:
+        """What reading the data back needs: the tokenizer (JSON), labels, n-grams (if any)."""
+        out: dict[str, Any] = {"tokenizer": self.tokenizer.to_str()}
+        labels = getattr(self, "label_names", None)
+        if labels is not None:
+            out["labels"] = labels
+        if self.ngrams is not None:  # rebuild with NgramVocab.from_dict
+            out["ngrams"] = self.ngrams.to_dict()
+        return out
+
+    def save(self, folder: str | Path) -> None:
+        """Write tokenizer.json (and labels.json, ngrams.json) into ``folder`` (the run folder)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save(str(folder / "tokenizer.json"))
+        for name, value in self.artifacts().items():
+            if name != "tokenizer":
+                indent = 1 if name == "labels" else None  # n-grams: one long line
+                (folder / f"{name}.json").write_text(json.dumps(value, indent=indent) + "\n")
+
+    # ------------------------------------------------------------------ loaders
+    def _dataset(self, split: str) -> Any:
+        raise NotImplementedError
+
+    def _lengths(self, split: str) -> Any:
+        """Tokens per example when training batches are padded (length-bucketed), else None."""
+        return None
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        return make_loader(
+            self._dataset(split), self.data_cfg, train, self.seed, self._lengths(split)
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test" if "test" in self.encoded else "val", train=False)
+
+
+class ClassificationDataModule(TextDataModule):
     """Texts with labels -> tokenizer -> CSR ids -> bag or padded batches.
 
     ``layout`` is "bag" (flat ids + offsets for nn.EmbeddingBag) or "padded" ((B, T) + mask).
@@ -31,49 +153,37 @@ class ClassificationDataModule(L.LightningDataModule):
     def __init__(
         self, data_cfg: Any, tokenizer_cfg: Any, paths_cfg: Any, seed: int, layout: str = "bag"
     ) -> None:
-        super().__init__()
+        super().__init__(data_cfg, tokenizer_cfg, paths_cfg, seed)
         if layout not in ("bag", "padded"):
             raise ValueError(f"layout must be 'bag' or 'padded', got {layout!r}")
-        self.data_cfg = data_cfg
-        self.tokenizer_cfg = tokenizer_cfg
-        self.paths_cfg = paths_cfg
-        self.seed = seed
         self.layout = layout
-        self.dataset: TextDataset | None = None
-        self.tokenizer = None
-        self.vocab: list[str] = []
-        self.encoded: dict[str, EncodedSplit] = {}
 
     # ------------------------------------------------------------------ setup
     def setup(self, stage: str | None = None) -> None:
         if self.encoded:
             return
-        self.dataset = load_dataset(self.data_cfg, self.paths_cfg, self.seed)
-        self.tokenizer, encoded, self.cache_status = tokenize_splits(
-            self.dataset,
-            self.tokenizer_cfg,
-            self.data_cfg.max_len,
-            getattr(self.paths_cfg, "cache_dir", None),
-            enabled=self.data_cfg.cache,
-        )
-        self.vocab = vocabulary(self.tokenizer)
+        encoded = self._load_and_tokenize()
         word_vocab = len(self.vocab)
         # word tokens per training text, before n-grams: fastText's unit for words/sec
         self.tokens_per_example = float(encoded["train"].lengths.double().mean())
         n = getattr(self.tokenizer_cfg, "ngrams", None) or 1
-        self.ngrams = None
         if n > 1:  # cheap and vectorised: after the cache, from the cached unigram ids
             # the raw texts only serve to re-encode for a vocabulary extension, which n-grams
             # rule out (config.validate): free them first (1M short texts: 0.4 GB)
             for split in self.dataset.splits.values():
                 split.texts = []
             tc = self.tokenizer_cfg
-            self.ngrams = NgramVocab(n, tc.ngram_min_freq, tc.ngram_max_size).fit(
-                encoded["train"], word_vocab
-            )
+            if self.restored is not None and self.restored.get("ngrams"):
+                self.ngrams = NgramVocab.from_dict(self.restored["ngrams"])
+            else:
+                self.ngrams = NgramVocab(n, tc.ngram_min_freq, tc.ngram_max_size).fit(
+                    encoded["train"], word_vocab
+                )
             encoded = {k: self.ngrams.transform(v) for k, v in encoded.items()}
             self.vocab = self.vocab + self.ngrams.tokens(self.vocab)
         self.encoded = encoded
+        if self.restored is not None and self.restored.get("labels") is not None:
+            self._map_labels_to(list(self.restored["labels"]))
         self._check_labels()
         log.info(
             "data: %s | vocab %d%s | tokenized cache: %s | %s",
@@ -92,7 +202,7 @@ class ClassificationDataModule(L.LightningDataModule):
         """
         from tokenizers import models
 
-        if getattr(self, "ngrams", None) is not None:
+        if self.ngrams is not None:
             raise ValueError(
                 "a vocabulary with word n-grams cannot take extra words (their ids would move); "
                 "set tokenizer.ngrams=1 or pretrained.restrict_to_vocab=true"
@@ -115,6 +225,27 @@ class ClassificationDataModule(L.LightningDataModule):
                 self.tokenizer, split.texts, split.labels, self.data_cfg.max_len
             )
         log.info("vocabulary extended by %d pretrained words to %d", len(new), len(self.vocab))
+
+    def _map_labels_to(self, names: list[str]) -> None:
+        """Renumber the labels to follow ``names`` (a checkpoint's classes), by name."""
+        assert self.dataset is not None
+        ours = self.label_names
+        if ours == names:
+            return
+        where = {name: i for i, name in enumerate(names)}
+        mapping = torch.tensor([where.get(name, -1) for name in ours], dtype=torch.int64)
+        for split_name, split in self.encoded.items():
+            if split.labels is None or not len(split.labels):
+                continue
+            mapped = mapping[split.labels]
+            if (mapped < 0).any():
+                unseen = sorted({ours[i] for i in split.labels[mapped < 0].tolist()})
+                raise DataError(
+                    f"data split {split_name!r} has label(s) {unseen} that the checkpoint does not "
+                    f"know; its labels are {names}"
+                )
+            split.labels = mapped
+        self.dataset.label_names = list(names)
 
     def _check_labels(self) -> None:
         n = self.num_classes
@@ -140,39 +271,12 @@ class ClassificationDataModule(L.LightningDataModule):
         assert self.dataset is not None, "call setup() first"
         return self.dataset.label_names or [str(i) for i in range(self.num_classes)]
 
-    @property
-    def pad_id(self) -> int:
-        return self.vocab.index(self.tokenizer_cfg.pad_token)
-
-    @property
-    def specials(self) -> list[str]:
-        return special_tokens(self.tokenizer_cfg)
-
-    def save(self, folder: str | Path) -> None:
-        """Write tokenizer.json, labels.json (and ngrams.json) into ``folder`` (the run folder)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.tokenizer.save(str(folder / "tokenizer.json"))
-        (folder / "labels.json").write_text(json.dumps(self.label_names, indent=1) + "\n")
-        if getattr(self, "ngrams", None) is not None:  # rebuild with NgramVocab.from_dict
-            (folder / "ngrams.json").write_text(json.dumps(self.ngrams.to_dict()) + "\n")
-
     # ------------------------------------------------------------------ loaders
     def _dataset(self, split: str) -> BagBatches | PaddedBatches:
         if self.layout == "bag":
             return BagBatches(self.encoded[split])
         return PaddedBatches(self.encoded[split], self.pad_id)
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
+    def _lengths(self, split: str) -> Any:
         # padded layouts bucket training batches by length (little padding)
-        lengths = self.encoded[split].lengths if self.layout == "padded" else None
-        return make_loader(self._dataset(split), self.data_cfg, train, self.seed, lengths)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test" if "test" in self.encoded else "val", train=False)
+        return self.encoded[split].lengths if self.layout == "padded" else None

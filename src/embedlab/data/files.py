@@ -24,7 +24,7 @@ from embedlab.errors import DataError
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("csv", "tsv", "jsonl", "fasttext", "text")
+DATA_FORMATS = ("csv", "tsv", "jsonl", "fasttext", "text")
 _EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -49,7 +49,7 @@ class BadRows:
     """What to do with a bad row: raise (``error``) or drop, count and report (``skip``)."""
 
     def __init__(self, policy: str = "error", keep_examples: int = 3) -> None:
-        self.policy = getattr(policy, "value", policy)
+        self.policy = str(policy)
         if self.policy not in ("error", "skip"):
             raise ValueError(f"data.on_bad_rows: choose error or skip, got {policy!r}")
         self.counts: Counter[tuple[str, str]] = Counter()  # (file, reason) -> rows
@@ -90,9 +90,10 @@ class BadRows:
 def detect_format(path: Path, fmt: str | None) -> str:
     """``fmt`` when given, else from the extension (``.txt``: fastText if it has labels, else text)."""
     if fmt:
-        if fmt not in FORMATS:
+        if fmt not in DATA_FORMATS:
             raise DataError(
-                f"data.format: unknown format {fmt!r}; choose one of {list(FORMATS)}", str(path)
+                f"data.format: unknown format {fmt!r}; choose one of {list(DATA_FORMATS)}",
+                str(path),
             )
         return fmt
     suffix = path.suffix.lower()
@@ -105,7 +106,7 @@ def detect_format(path: Path, fmt: str | None) -> str:
                     return "fasttext" if raw.lstrip().startswith(b"__label__") else "text"
         return "text"
     raise DataError(
-        f"cannot tell the format from the extension {suffix!r}; set data.format to one of {list(FORMATS)}",
+        f"cannot tell the format from the extension {suffix!r}; set data.format to one of {list(DATA_FORMATS)}",
         str(path),
     )
 
@@ -271,10 +272,10 @@ def read_fasttext(path: Path, encoding: str, bad: BadRows) -> Iterator[Row]:
         yield Row(lineno, " ".join(tokens), labels[0])
 
 
-def read_text(path: Path, encoding: str, bad: BadRows) -> Iterator[Row]:
-    """Plain text, one unlabelled example per non-blank line."""
+def read_text(path: Path, encoding: str, bad: BadRows, skip_empty: bool = True) -> Iterator[Row]:
+    """Plain text, one unlabelled example per line (blank lines dropped when ``skip_empty``)."""
     for lineno, line in _decoded_lines(path, encoding, bad):
-        if line.strip():
+        if line.strip() or not skip_empty:
             yield Row(lineno, line, None)
 
 

@@ -12,6 +12,7 @@ with the train-split tokenizer, then batched one of two ways (``data.chunking``)
   tokens, right-padded per batch (training batches length-bucketed).
 
 Batches are ``{"ids": (B, T), "targets": (B, T)}`` with target ``-100`` (ignored) at pads.
+Reading and tokenizing (through the tokenized cache) is :class:`TextDataModule`'s.
 """
 
 from __future__ import annotations
@@ -19,17 +20,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from embedlab.data.batching import gather_bags, make_loader
-from embedlab.data.sources import load_dataset
-from embedlab.data.tokenizer import build_tokenizer, encode, special_tokens, vocabulary
-from embedlab.data.types import EncodedSplit, TextDataset
+from embedlab.data.batching import pad_rows
+from embedlab.data.datamodule import TextDataModule
+from embedlab.data.types import EncodedSplit
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +92,8 @@ class SentenceBatches(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         index = torch.as_tensor(indices, dtype=torch.int64)
-        ids, offsets, lengths = gather_bags(self.split, index)
-        width = max(int(lengths.max()) if len(lengths) else 0, 2)
-        rows = torch.repeat_interleave(torch.arange(len(index)), lengths, output_size=ids.numel())
-        cols = torch.arange(ids.numel()) - offsets[rows]
-        padded = torch.full((len(index), width), self.pad_id, dtype=torch.int64)  # (B, W)
-        padded[rows, cols] = ids
-        real = torch.arange(width)[None, :] < lengths[:, None]  # (B, W)
+        padded, lengths = pad_rows(self.split, index, self.pad_id, min_width=2)  # (B, W), (B,)
+        real = torch.arange(padded.shape[1])[None, :] < lengths[:, None]  # (B, W)
         targets = padded[:, 1:].masked_fill(~real[:, 1:], IGNORE)  # (B, W-1)
         return {"ids": padded[:, :-1], "targets": targets}
 
@@ -108,100 +101,47 @@ class SentenceBatches(Dataset):
         return self.__getitems__([i])
 
 
-class LanguageModelDataModule(L.LightningDataModule):
+class LanguageModelDataModule(TextDataModule):
     """Unlabelled text -> tokenizer (train split) -> windows or sentences for a causal LM."""
 
     def __init__(self, data_cfg: Any, tokenizer_cfg: Any, paths_cfg: Any, seed: int) -> None:
-        super().__init__()
-        self.data_cfg = data_cfg
-        self.tokenizer_cfg = tokenizer_cfg
-        self.paths_cfg = paths_cfg
-        self.seed = seed
-        self.dataset: TextDataset | None = None
-        self.tokenizer = None
-        self.vocab: list[str] = []
-        self.encoded: dict[str, EncodedSplit] = {}
+        super().__init__(data_cfg, tokenizer_cfg, paths_cfg, seed)
         self.tokens_per_example = 1.0  # an LM example is one predicted token
         self.datasets: dict[str, StreamWindows | SentenceBatches] = {}
-
-    @property
-    def chunking(self) -> str:
-        return str(getattr(self.data_cfg.chunking, "value", self.data_cfg.chunking))
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        self.dataset = load_dataset(self.data_cfg, self.paths_cfg, self.seed)
-        self.tokenizer = build_tokenizer(self.tokenizer_cfg, self.dataset.splits["train"].texts)
-        self.vocab = vocabulary(self.tokenizer)
+        encoded = self._load_and_tokenize()
         bs = self.data_cfg.block_size
-        for name, split in self.dataset.splits.items():
-            enc = encode(self.tokenizer, split.texts, None, self.data_cfg.max_len)
-            if self.chunking == "stream":
+        for name, enc in encoded.items():
+            if self.data_cfg.chunking == "stream":
                 enc = with_specials(enc, None, self.eos_id)
                 self.datasets[name] = StreamWindows(enc.ids, bs, self.pad_id)
-            else:
+            else:  # truncated to block_size + 1 tokens (inputs + 1 target)
                 enc = with_specials(enc, self.bos_id, self.eos_id)
-                keep = enc.lengths.clamp_max(
-                    bs + 1
-                )  # truncate to block_size + 1 (inputs + 1 target)
-                enc = _truncate(enc, keep)
+                enc = _truncate(enc, enc.lengths.clamp_max(bs + 1))
                 self.datasets[name] = SentenceBatches(enc, self.pad_id)
             self.encoded[name] = enc
         log.info(
-            "lm data: %s | %s | vocab %d | %s",
+            "lm data: %s | %s | vocab %d | tokenized cache: %s | %s",
             self.data_cfg.source,
-            self.chunking,
+            self.data_cfg.chunking,
             len(self.vocab),
+            self.cache_status,
             ", ".join(f"{k} {v.num_tokens} tokens" for k, v in self.datasets.items()),
         )
-
-    # ------------------------------------------------------------------ ids
-    def _id(self, token: str | None) -> int | None:
-        if not token:
-            return None
-        return self.vocab.index(token)
-
-    @property
-    def pad_id(self) -> int:
-        return self.vocab.index(self.tokenizer_cfg.pad_token)
-
-    @property
-    def bos_id(self) -> int | None:
-        return self._id(self.tokenizer_cfg.bos_token)
-
-    @property
-    def eos_id(self) -> int | None:
-        return self._id(self.tokenizer_cfg.eos_token)
-
-    @property
-    def specials(self) -> list[str]:
-        return special_tokens(self.tokenizer_cfg)
 
     def decode(self, ids: Sequence[int]) -> str:
         """Token ids back to text (specials kept visible, pads dropped)."""
         return " ".join(self.vocab[i] for i in ids if i != self.pad_id)
 
-    def save(self, folder: str | Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.tokenizer.save(str(folder / "tokenizer.json"))
+    def _dataset(self, split: str) -> StreamWindows | SentenceBatches:
+        return self.datasets[split]
 
-    # ------------------------------------------------------------------ loaders
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        dataset = self.datasets[split]
+    def _lengths(self, split: str) -> Any:
         # sentence batches are padded: bucket them by length; stream windows are all full
-        lengths = self.encoded[split].lengths if isinstance(dataset, SentenceBatches) else None
-        return make_loader(dataset, self.data_cfg, train, self.seed, lengths)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test" if "test" in self.datasets else "val", train=False)
+        return self.encoded[split].lengths if self.data_cfg.chunking == "sentence" else None
 
 
 def _truncate(split: EncodedSplit, keep: torch.Tensor) -> EncodedSplit:

@@ -1,35 +1,204 @@
-"""Data sources: one registered function per ``data.source`` returning raw text splits.
+"""Data sources: one registry entry per ``data.source``, with its schema, checks and loader.
 
-``synthetic`` (generated), ``files`` (CSV/TSV/JSONL/fastText/plain text, see
+``synthetic`` (generated), ``synthetic_lm`` (a generated LM corpus), ``text`` (plain-text
+files, one text per line), ``files`` (CSV/TSV/JSONL/fastText/plain text, see
 :mod:`embedlab.data.files`) and ``hub`` (``datasets.load_dataset``, see :mod:`embedlab.data.hub`).
 
-A source is ``load(cfg, paths) -> TextDataset``. When it yields no "val" split, one is carved
-from train (stratified by label, seeded by ``data_seed`` or ``seed``, ``data.val_fraction``).
-Adding a source: a function registered here, a schema in ``embedlab.config.DATA_SCHEMAS`` and
-``configs/data/<name>.yaml``.
+A source is ``load(cfg, paths) -> TextDataset``, registered with the dataclass of its
+``data`` node (stored as ``schema/data/<name>`` for its YAML file) and a check of what types
+cannot say. When it yields no "val" split, one is carved from train (stratified by label,
+seeded by ``data_seed`` or ``seed``, ``data.val_fraction``). Sources whose schema derives from
+:class:`LMDataCommon` give unlabelled text for ``task=lm``.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 
 from embedlab.data import synthetic, synthetic_lm
-from embedlab.data.files import FORMATS, BadRows, LabelEncoder, encode_labels, read_rows
+from embedlab.data.files import (
+    DATA_FORMATS,
+    BadRows,
+    LabelEncoder,
+    encode_labels,
+    read_rows,
+    read_text,
+)
 from embedlab.data.types import TextDataset, TextSplit
-from embedlab.errors import DataError
+from embedlab.errors import DataError, OnBadRows
 from embedlab.registry import Registry
 
 log = logging.getLogger(__name__)
 
-DATA_SOURCES: Registry = Registry("data source", "data.source")
+
+class Chunking(StrEnum):
+    stream = "stream"  # concatenate all texts (+eos) and cut contiguous block_size windows
+    sentence = "sentence"  # one text per example: bos + tokens + eos, padded per batch
 
 
-@DATA_SOURCES.register("synthetic")
+@dataclass
+class DataCommon:
+    source: str = MISSING  # registry name of the data source (see embedlab.data.sources)
+    batch_size: int | None = None  # examples per training batch (None: boe 256, transformers 64)
+    eval_batch_size: int = 512  # examples per val/test batch
+    num_workers: int = 0  # DataLoader workers; the in-memory batches need none
+    val_fraction: float = 0.1  # carved from train (stratified, seeded) when there is no val split
+    max_len: int | None = None  # truncate every text to this many tokens (None: keep all)
+    cache: bool = True  # cache tokenized splits under paths.cache_dir, keyed by content
+    # padded layouts: sort by length within chunks of this many batches (0: off)
+    length_buckets: int = 50
+    on_bad_rows: OnBadRows = OnBadRows.error  # error: stop at file:line | skip: drop, count, report
+
+
+@dataclass
+class SyntheticDataConfig(DataCommon):
+    """The embedded default: class words among shared and noise words, generated at run time."""
+
+    source: str = "synthetic"
+    num_classes: int = 6  # number of labels
+    num_train: int = 12000  # training examples
+    num_val: int = 2000  # validation examples
+    num_test: int = 2000  # test examples
+    class_words: int = 40  # signal words owned by each class
+    shared_words: int = 400  # topic-neutral words all classes use (Zipf distributed)
+    noise_words: int = 2000  # rare words drawn uniformly (many never repeat)
+    min_len: int = 8  # shortest text, in words
+    max_words: int = 24  # longest text, in words
+    signal: float = 0.15  # probability that a word is a class word
+    confusion: float = 0.2  # probability that a class word comes from a random other class
+    label_noise: float = 0.0  # fraction of labels flipped uniformly at random
+    data_seed: int = 1234  # generator seed, independent of the training seed
+
+
+@dataclass
+class LMDataCommon(DataCommon):
+    """Unlabelled text for language modelling (task=lm)."""
+
+    batch_size: int = 32  # windows (or sentences) per training batch
+    eval_batch_size: int = 64
+    block_size: int = 64  # tokens per window (stream) / longest sentence incl. bos+eos (sentence)
+    chunking: Chunking = Chunking.stream  # stream | sentence
+
+
+@dataclass
+class SyntheticLMConfig(LMDataCommon):
+    """The embedded LM corpus: sentences from a seeded probabilistic grammar over pseudo-words."""
+
+    source: str = "synthetic_lm"
+    num_train: int = 4000  # training sentences
+    num_val: int = 400  # validation sentences
+    num_test: int = 400  # test sentences
+    nouns: int = 120  # noun types (each used in singular and plural form)
+    verbs: int = 60  # verb types (singular and plural form)
+    adjectives: int = 40
+    adverbs: int = 20
+    data_seed: int = 1234  # generator seed, independent of the training seed
+
+
+@dataclass
+class TextFilesLMConfig(LMDataCommon):
+    """Plain-text corpora: one file per split, one text (sentence, line) per line."""
+
+    source: str = "text"
+    root: str = "${paths.data_dir}"  # folder the file names below are relative to
+    train: str = "train.txt"  # training file (relative to root, or absolute)
+    val: str | None = "valid.txt"  # validation file (None: carve data.val_fraction from train)
+    test: str | None = "test.txt"  # test file (None: no test split; test runs on val)
+    encoding: str = "utf-8"
+    skip_empty: bool = True  # drop blank lines
+
+
+@dataclass
+class FilesDataConfig(DataCommon):
+    """Labelled examples from local files: CSV, TSV, JSONL, fastText ``__label__x text`` lines.
+
+    Relative paths resolve against ``root`` (when set). Columns are names (header row, JSON
+    keys) or 0-based positions. Label ids follow ``label_names`` when given (a file label is a
+    name or an integer id), else the sorted distinct train labels (numerically if all integers).
+    """
+
+    source: str = "files"
+    root: str | None = None  # folder the relative paths below are resolved against
+    train: str = MISSING  # training file
+    val: str | None = None  # validation file (None: carve data.val_fraction from train)
+    test: str | None = None  # test file (None: test on val)
+    format: str | None = None  # csv | tsv | jsonl | fasttext | text (None: from the extension)
+    text_column: Any = "text"  # column name or 0-based position of the text
+    label_column: Any = "label"  # column name or position of the label (null: unlabelled)
+    header: bool = True  # csv/tsv: the first line names the columns
+    delimiter: str | None = None  # csv/tsv field separator (None: "," for csv, TAB for tsv)
+    quoting: bool | None = None  # csv quoting rules (None: on for csv, off for tsv)
+    encoding: str = "utf-8"  # bytes that do not decode are bad rows
+    label_names: list[str] | None = None  # id order of the labels (None: sorted train labels)
+    name: str | None = None  # dataset name for logs and tables (None: the train file's stem)
+
+
+@dataclass
+class HubDataConfig(DataCommon):
+    """A dataset through ``datasets.load_dataset`` (Hugging Face hub, or a local builder)."""
+
+    source: str = "hub"
+    # hub id ("fancyzhx/ag_news") or a builder ("csv", "json", "text", "parquet")
+    name: str = MISSING
+    subset: str | None = None  # the dataset's config name ("wikitext-2-raw-v1")
+    revision: str | None = None  # git revision on the hub (None: main)
+    data_files: dict[str, Any] = field(
+        default_factory=dict
+    )  # builder inputs: {split: path or [paths]}
+    splits: dict[str, Any] = field(
+        default_factory=lambda: {"train": "train", "val": "validation", "test": "test"}
+    )  # our split -> the dataset's split; a missing val is carved, null drops a split
+    text_column: str = "text"  # the text field
+    label_column: str | None = "label"  # the label field (null: unlabelled, e.g. LM corpora)
+    label_names: list[str] | None = None  # id order (None: the ClassLabel names, else sorted)
+    streaming: bool = False  # read lazily without materialising the whole dataset on disk
+    # keep the first N examples per split (with streaming: fetch only N)
+    max_examples: int | None = None
+    cache_dir: str | None = None  # datasets' own cache (None: HF_DATASETS_CACHE)
+
+
+def _common_problems(cfg: Any) -> list[str]:
+    data = cfg.data
+    problems = []
+    if data.batch_size is not None and data.batch_size < 1:
+        problems.append(f"data.batch_size: must be >= 1, got {data.batch_size}")
+    if not 0.0 < data.val_fraction < 1.0:
+        problems.append(f"data.val_fraction: must be in (0, 1), got {data.val_fraction}")
+    return problems
+
+
+DATA_SOURCES: Registry = Registry(
+    "data source", "data.source", node="data", group="data", check=_common_problems
+)
+
+
+def is_lm_source(name: str) -> bool:
+    """Whether data source ``name`` gives unlabelled text for language modelling."""
+    schema = DATA_SOURCES.schema(name) if name in DATA_SOURCES else None
+    return schema is not None and issubclass(schema, LMDataCommon)
+
+
+def _lm_problems(cfg: Any) -> list[str]:
+    problems = []
+    if cfg.data.block_size < 2:
+        problems.append(f"data.block_size: must be >= 2, got {cfg.data.block_size}")
+    if cfg.data.chunking == Chunking.sentence and not (
+        cfg.tokenizer.bos_token and cfg.tokenizer.eos_token
+    ):
+        problems.append(
+            "data.chunking: sentence needs tokenizer.bos_token and tokenizer.eos_token (e.g. <bos>, <eos>)"
+        )
+    return problems
+
+
+@DATA_SOURCES.register("synthetic", SyntheticDataConfig)
 def load_synthetic(cfg: Any, paths: Any) -> TextDataset:
     splits, names = synthetic.generate(
         {"train": cfg.num_train, "val": cfg.num_val, "test": cfg.num_test},
@@ -47,7 +216,7 @@ def load_synthetic(cfg: Any, paths: Any) -> TextDataset:
     return TextDataset(splits=splits, label_names=names, info={"source": "synthetic"})
 
 
-@DATA_SOURCES.register("synthetic_lm")
+@DATA_SOURCES.register("synthetic_lm", SyntheticLMConfig, check=_lm_problems)
 def load_synthetic_lm(cfg: Any, paths: Any) -> TextDataset:
     splits = synthetic_lm.generate(
         {"train": cfg.num_train, "val": cfg.num_val, "test": cfg.num_test},
@@ -60,25 +229,11 @@ def load_synthetic_lm(cfg: Any, paths: Any) -> TextDataset:
     return TextDataset(splits=splits, info={"source": "synthetic_lm"})
 
 
-def read_lines(path: Path, encoding: str = "utf-8", skip_empty: bool = True) -> list[str]:
-    """Lines of ``path``, stripped; blank ones dropped when ``skip_empty``."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read text file ({exc.strerror})", str(path)) from None
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"not valid {encoding}: {exc.reason}", str(path), line) from None
-    lines = [line.strip() for line in text.splitlines()]
-    return [line for line in lines if line] if skip_empty else lines
-
-
-@DATA_SOURCES.register("text")
+@DATA_SOURCES.register("text", TextFilesLMConfig, check=_lm_problems)
 def load_text_files(cfg: Any, paths: Any) -> TextDataset:
     """One plain-text file per split, one text per line (e.g. Penn Treebank)."""
     root = Path(str(cfg.root)).expanduser()
+    bad = BadRows(cfg.on_bad_rows)
     splits: dict[str, TextSplit] = {}
     files: dict[str, str] = {}
     for split in ("train", "val", "test"):
@@ -91,11 +246,48 @@ def load_text_files(cfg: Any, paths: Any) -> TextDataset:
             raise DataError(
                 f"data.{split}: file not found (data.root={root}, data.{split}={name})", str(path)
             )
-        splits[split] = TextSplit(texts=read_lines(path, cfg.encoding, cfg.skip_empty), labels=None)
+        rows = read_text(path, cfg.encoding, bad, skip_empty=cfg.skip_empty)
+        splits[split] = TextSplit(texts=[r.text.strip() for r in rows], labels=None)
         files[split] = str(path)
+    bad.report()
     if not splits["train"].texts:
         raise DataError("data.train: the training file has no text", files["train"])
     return TextDataset(splits=splits, info={"source": "text", "files": files})
+
+
+def _files_problems(cfg: Any) -> list[str]:
+    data = cfg.data
+    problems: list[str] = []
+    if OmegaConf.is_missing(data, "train"):
+        problems.append("data.train: required: the training file (data.train=PATH)")
+    if data.format is not None and data.format not in DATA_FORMATS:
+        problems.append(
+            f"data.format: {data.format!r} is not a valid choice; choose one of {list(DATA_FORMATS)} or null"
+        )
+    for key in ("text_column", "label_column"):
+        value = data[key]
+        if value is None and key == "label_column":
+            continue
+        if not isinstance(value, int | str) or isinstance(value, bool):
+            problems.append(f"data.{key}: a column name or 0-based position, got {value!r}")
+    if data.delimiter is not None and len(data.delimiter) != 1:
+        problems.append(f"data.delimiter: one character, got {data.delimiter!r}")
+    return problems
+
+
+def _hub_problems(cfg: Any) -> list[str]:
+    data = cfg.data
+    problems: list[str] = []
+    if OmegaConf.is_missing(data, "name"):
+        problems.append(
+            "data.name: required: a hub dataset id or a builder (csv, json, text, parquet)"
+        )
+    bad_keys = [k for k in data.splits if k not in ("train", "val", "test")]
+    if bad_keys:
+        problems.append(f"data.splits: keys must be train, val, test; got {bad_keys}")
+    if data.max_examples is not None and data.max_examples < 1:
+        problems.append(f"data.max_examples: must be >= 1, got {data.max_examples}")
+    return problems
 
 
 def _resolve(cfg: Any, key: str) -> Path:
@@ -114,7 +306,7 @@ def _resolve(cfg: Any, key: str) -> Path:
     return path
 
 
-@DATA_SOURCES.register("files")
+@DATA_SOURCES.register("files", FilesDataConfig, check=_files_problems)
 def load_files(cfg: Any, paths: Any) -> TextDataset:
     """Labelled (or, with ``label_column: null``/format text, unlabelled) examples from files."""
     bad = BadRows(cfg.on_bad_rows)
@@ -152,42 +344,11 @@ def load_files(cfg: Any, paths: Any) -> TextDataset:
     return TextDataset(splits=splits, label_names=encoder.names if encoder else [], info=info)
 
 
-@DATA_SOURCES.register("hub")
+@DATA_SOURCES.register("hub", HubDataConfig, check=_hub_problems)
 def load_hub(cfg: Any, paths: Any) -> TextDataset:
     from embedlab.data.hub import load_hub as _load_hub
 
     return _load_hub(cfg, paths)
-
-
-def source_problems(data: Any) -> list[str]:
-    """Config problems of the files/hub sources that the schema's types cannot catch."""
-    problems: list[str] = []
-    if data.source == "files":
-        if OmegaConf.is_missing(data, "train"):
-            problems.append("data.train: required: the training file (data.train=PATH)")
-        if data.format is not None and data.format not in FORMATS:
-            problems.append(
-                f"data.format: {data.format!r} is not a valid choice; choose one of {list(FORMATS)} or null"
-            )
-        for key in ("text_column", "label_column"):
-            value = data[key]
-            if value is None and key == "label_column":
-                continue
-            if not isinstance(value, int | str) or isinstance(value, bool):
-                problems.append(f"data.{key}: a column name or 0-based position, got {value!r}")
-        if data.delimiter is not None and len(data.delimiter) != 1:
-            problems.append(f"data.delimiter: one character, got {data.delimiter!r}")
-    else:
-        if OmegaConf.is_missing(data, "name"):
-            problems.append(
-                "data.name: required: a hub dataset id or a builder (csv, json, text, parquet)"
-            )
-        bad_keys = [k for k in data.splits if k not in ("train", "val", "test")]
-        if bad_keys:
-            problems.append(f"data.splits: keys must be train, val, test; got {bad_keys}")
-        if data.max_examples is not None and data.max_examples < 1:
-            problems.append(f"data.max_examples: must be >= 1, got {data.max_examples}")
-    return problems
 
 
 def stratified_split(

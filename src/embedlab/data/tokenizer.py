@@ -16,6 +16,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from embedlab.data.types import EncodedSplit
+from embedlab.registry import Registry
 
 _NORMALIZERS = {
     "nfc": normalizers.NFC,
@@ -25,10 +26,6 @@ _NORMALIZERS = {
 }
 
 
-def _value(x: Any) -> Any:
-    return getattr(x, "value", x)
-
-
 def special_tokens(cfg: Any) -> list[str]:
     """Specials in id order: <pad>, <unk>, then bos/eos when configured."""
     specials = [cfg.pad_token, cfg.unk_token]
@@ -36,16 +33,80 @@ def special_tokens(cfg: Any) -> list[str]:
     return specials
 
 
+def _tokenizer_problems(cfg: Any) -> list[str]:
+    """Checks of ``tokenizer`` whatever its kind (run by ``config.validate``)."""
+    tok = cfg.tokenizer
+    problems = []
+    if tok.min_freq < 1:
+        problems.append(f"tokenizer.min_freq: must be >= 1, got {tok.min_freq}")
+    if tok.max_size is not None and tok.max_size < 3:
+        problems.append(
+            f"tokenizer.max_size: must be >= 3 (room for the specials), got {tok.max_size}"
+        )
+    ngrams = tok.ngrams if tok.ngrams is not None else 1  # None: unknown model, reported there
+    if not 1 <= ngrams <= 3:
+        problems.append(f"tokenizer.ngrams: must be 1, 2 or 3, got {tok.ngrams}")
+    if tok.ngram_min_freq < 1:
+        problems.append(f"tokenizer.ngram_min_freq: must be >= 1, got {tok.ngram_min_freq}")
+    if ngrams > 1 and not cfg.pretrained.restrict_to_vocab:
+        problems.append(
+            "tokenizer.ngrams: word n-grams need pretrained.restrict_to_vocab=true "
+            "(adding pretrained words to the vocabulary would renumber the n-gram ids)"
+        )
+    return problems
+
+
+# tokenizer.kind -> (cfg, specials) -> (an untrained Tokenizer, its trainer)
+TOKENIZERS: Registry = Registry("tokenizer", "tokenizer.kind", check=_tokenizer_problems)
+
+
+@TOKENIZERS.register("word")
+def _word_level(cfg: Any, specials: list[str]) -> tuple[Tokenizer, Any]:
+    """One id per word type; punctuation split off unless ``split_punctuation`` is false."""
+    tok = Tokenizer(models.WordLevel(unk_token=cfg.unk_token))
+    trainer = trainers.WordLevelTrainer(
+        vocab_size=cfg.max_size or 2**31 - 1,
+        min_frequency=cfg.min_freq,
+        special_tokens=specials,
+        show_progress=False,
+    )
+    split = (
+        pre_tokenizers.Whitespace() if cfg.split_punctuation else pre_tokenizers.WhitespaceSplit()
+    )
+    tok.pre_tokenizer = split
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with spaces
+    return tok, trainer
+
+
+@TOKENIZERS.register("bpe")
+def _byte_pair(cfg: Any, specials: list[str]) -> tuple[Tokenizer, Any]:
+    """Byte-pair-encoding sub-words (``max_size`` merges + specials, default 8000)."""
+    tok = Tokenizer(models.BPE(unk_token=cfg.unk_token))
+    trainer = trainers.BpeTrainer(
+        vocab_size=cfg.max_size or 8000,
+        min_frequency=cfg.min_freq,
+        special_tokens=specials,
+        show_progress=False,
+    )
+    metaspace = pre_tokenizers.Metaspace()
+    tok.pre_tokenizer = (
+        pre_tokenizers.Sequence([pre_tokenizers.Punctuation(), metaspace])
+        if cfg.split_punctuation
+        else metaspace
+    )
+    tok.decoder = decoders.Metaspace()
+    return tok, trainer
+
+
 def build_tokenizer(cfg: Any, train_texts: Sequence[str]) -> Tokenizer:
-    """Train a tokenizer on ``train_texts`` (or load ``cfg.path``)."""
+    """Train a tokenizer of kind ``cfg.kind`` on ``train_texts`` (or load ``cfg.path``)."""
     if cfg.path:  # e.g. a Hugging Face model's tokenizer.json: batching pads, not the tokenizer
         tok = Tokenizer.from_file(str(cfg.path))
         tok.no_padding()
         tok.no_truncation()
         return tok
-    kind = _value(cfg.kind)
     steps = []
-    norm = _value(cfg.normalization)
+    norm = str(cfg.normalization)
     if norm != "none":
         steps.append(_NORMALIZERS[norm]())
     if cfg.strip_accents:
@@ -54,39 +115,7 @@ def build_tokenizer(cfg: Any, train_texts: Sequence[str]) -> Tokenizer:
         steps.append(normalizers.StripAccents())
     if cfg.lowercase:
         steps.append(normalizers.Lowercase())
-    specials = special_tokens(cfg)
-    if kind == "word":
-        tok = Tokenizer(models.WordLevel(unk_token=cfg.unk_token))
-        trainer = trainers.WordLevelTrainer(
-            vocab_size=cfg.max_size or 2**31 - 1,
-            min_frequency=cfg.min_freq,
-            special_tokens=specials,
-            show_progress=False,
-        )
-        split = (
-            pre_tokenizers.Whitespace()
-            if cfg.split_punctuation
-            else pre_tokenizers.WhitespaceSplit()
-        )
-        tok.pre_tokenizer = split
-        tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with spaces
-    elif kind == "bpe":
-        tok = Tokenizer(models.BPE(unk_token=cfg.unk_token))
-        trainer = trainers.BpeTrainer(
-            vocab_size=cfg.max_size or 8000,
-            min_frequency=cfg.min_freq,
-            special_tokens=specials,
-            show_progress=False,
-        )
-        metaspace = pre_tokenizers.Metaspace()
-        tok.pre_tokenizer = (
-            pre_tokenizers.Sequence([pre_tokenizers.Punctuation(), metaspace])
-            if cfg.split_punctuation
-            else metaspace
-        )
-        tok.decoder = decoders.Metaspace()
-    else:  # the schema's enum makes this unreachable from config
-        raise ValueError(f"tokenizer.kind: unknown {kind!r}")
+    tok, trainer = TOKENIZERS.get(str(cfg.kind))(cfg, special_tokens(cfg))
     if steps:
         tok.normalizer = normalizers.Sequence(steps)
     tok.train_from_iterator(train_texts, trainer=trainer, length=len(train_texts))

@@ -50,9 +50,7 @@ def build_embedding(
         sparse=bool(cfg.sparse),
     )
     if bag:
-        layer: nn.Embedding | nn.EmbeddingBag = nn.EmbeddingBag(
-            mode=str(cfg.mode.value if hasattr(cfg.mode, "value") else cfg.mode), **common
-        )
+        layer: nn.Embedding | nn.EmbeddingBag = nn.EmbeddingBag(mode=str(cfg.mode), **common)
     else:
         layer = nn.Embedding(**common)
     initialize(layer.weight.data, cfg.init, cfg.init_args)

@@ -3,19 +3,57 @@
 An initializer fills a ``(num_embeddings, dim)`` weight in place. Its arguments are a small
 dataclass, so ``embedding.init_args`` is validated (unknown keys, types) before any work.
 Adding one: a function + args dataclass registered here, and ``configs/embedding/<name>.yaml``.
+The registry also carries the checks of the ``embedding`` group as a whole.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from embedlab.registry import Registry
 
-INITIALIZERS: Registry = Registry("initializer", "embedding.init", "embedding.init_args")
+
+def _embedding_problems(cfg: Any) -> list[str]:
+    """Checks of ``embedding`` whatever its initializer (run by ``config.validate``)."""
+    emb = cfg.embedding
+    problems = []
+    if emb.dim is None and cfg.pretrained.source == "none":
+        problems.append(
+            "embedding.dim: null takes the pretrained vectors' dim; without pretrained vectors set a dim"
+        )
+    if emb.dim is not None and emb.dim < 1:
+        problems.append(f"embedding.dim: must be >= 1, got {emb.dim}")
+    if emb.max_norm is not None and emb.max_norm <= 0:
+        problems.append(f"embedding.max_norm: must be > 0, got {emb.max_norm}")
+    if emb.per_sample_weights and emb.mode != "sum":
+        problems.append("embedding.per_sample_weights: needs embedding.mode=sum (PyTorch's rule)")
+    if emb.lr is not None and emb.lr <= 0:
+        problems.append(f"embedding.lr: must be > 0, got {emb.lr}")
+    if emb.unfreeze_at_epoch is not None:
+        if emb.freeze:
+            problems.append(
+                "embedding.unfreeze_at_epoch: contradicts embedding.freeze=true (frozen for good); set one"
+            )
+        if emb.unfreeze_at_epoch < 1:
+            problems.append(
+                f"embedding.unfreeze_at_epoch: must be >= 1 (0 = never frozen), got {emb.unfreeze_at_epoch}"
+            )
+    if emb.sparse and cfg.trainer.gradient_clip_val:
+        problems.append(
+            "trainer.gradient_clip_val: gradient clipping does not support the sparse gradients of embedding.sparse=true"
+        )
+    return problems
+
+
+# embedding.init -> fills a weight in place; the schema describes embedding.init_args
+INITIALIZERS: Registry = Registry(
+    "initializer", "embedding.init", node="embedding.init_args", check=_embedding_problems
+)
 
 
 @dataclass

@@ -31,7 +31,75 @@ from embedlab.registry import Registry
 
 log = logging.getLogger(__name__)
 
-PRETRAINED_SOURCES: Registry = Registry("pretrained source", "pretrained.source")
+
+def _pretrained_problems(cfg: Any) -> list[str]:
+    """Checks of ``pretrained`` whatever its source (run by ``config.validate``)."""
+    pre = cfg.pretrained
+    problems: list[str] = []
+    if pre.format is not None:
+        from embedlab.embeddings.vectors.formats import VECTOR_FORMATS
+
+        if pre.format not in VECTOR_FORMATS:
+            problems.append(
+                f"pretrained.format: {pre.format!r} is not a valid choice; choose one of {list(VECTOR_FORMATS)}"
+            )
+    if (
+        not pre.restrict_to_vocab
+        and pre.source != "none"
+        and (not pre.max_vectors or pre.max_vectors < 1)
+    ):
+        problems.append(
+            "pretrained.max_vectors: restrict_to_vocab=false needs max_vectors >= 1 (how many top words to add)"
+        )
+    return problems
+
+
+def _glove_problems(cfg: Any) -> list[str]:
+    pre = cfg.pretrained
+    if pre.name not in GLOVE_DIMS:
+        return [
+            f"pretrained.name: GloVe corpus {pre.name!r} unknown; choose one of {sorted(GLOVE_DIMS)}"
+        ]
+    if pre.dim not in GLOVE_DIMS[pre.name]:
+        return [
+            f"pretrained.dim: GloVe {pre.name} comes in dims {list(GLOVE_DIMS[pre.name])}, got {pre.dim}"
+        ]
+    return []
+
+
+def _fasttext_problems(cfg: Any) -> list[str]:
+    if cfg.pretrained.path or cfg.pretrained.name:
+        return []
+    return [
+        "pretrained.name: fastText needs a name (e.g. cc.en.300, wiki-news-300d-1M) or pretrained.path"
+    ]
+
+
+def _file_problems(cfg: Any) -> list[str]:
+    return (
+        []
+        if cfg.pretrained.path
+        else ["pretrained.path: source=file needs the path of a vector file"]
+    )
+
+
+def _hf_problems(cfg: Any) -> list[str]:
+    problems = []
+    if not (cfg.pretrained.path or cfg.pretrained.name):
+        problems.append(
+            "pretrained.name: source=hf needs a model id or folder (pretrained.name or pretrained.path)"
+        )
+    if not cfg.pretrained.restrict_to_vocab:
+        problems.append(
+            "pretrained.restrict_to_vocab: an hf model's vocabulary is fixed; keep it true"
+        )
+    return problems
+
+
+# pretrained.source -> load(cfg, vocab, cache_dir) -> AlignedVectors | None
+PRETRAINED_SOURCES: Registry = Registry(
+    "pretrained source", "pretrained.source", check=_pretrained_problems
+)
 
 WORD2VEC_DEFAULT = "GoogleNews-vectors-negative300.bin"  # no official direct URL (Google Drive)
 
@@ -50,10 +118,6 @@ class AlignedVectors:
         return int(self.vectors.shape[1])
 
 
-def _value(x: Any) -> Any:
-    return getattr(x, "value", x)
-
-
 def _from_file(
     cfg: Any, path: Path, fmt: str | None, vocab: Sequence[str], cache_dir: str | None
 ) -> AlignedVectors:
@@ -65,7 +129,7 @@ def _from_file(
         vocab_path=cfg.vocab_path,
         lowercase_fallback=cfg.lowercase_fallback,
         extend_with=extend,
-        on_bad_rows=_value(cfg.on_bad_rows),
+        on_bad_rows=str(cfg.on_bad_rows),
         cache_dir=cache_dir if cfg.cache else None,
     )
     vectors = AlignedVectors(obj["vectors"], obj["found"], list(obj["vocab"]), obj["stats"])
@@ -98,7 +162,7 @@ def glove_filename(name: str, dim: int) -> str:
     return f"glove.{name}.{dim}d.txt"
 
 
-@PRETRAINED_SOURCES.register("glove")
+@PRETRAINED_SOURCES.register("glove", check=_glove_problems)
 def glove(cfg: Any, vocab: Sequence[str], cache_dir: str) -> AlignedVectors:
     """``glove.{name}.{dim}d.txt`` in ``pretrained.cache_dir``, downloaded (zip) when missing."""
     if cfg.path:
@@ -127,7 +191,7 @@ def word2vec(cfg: Any, vocab: Sequence[str], cache_dir: str) -> AlignedVectors:
     return _from_file(cfg, path, fmt, vocab, cache_dir)
 
 
-@PRETRAINED_SOURCES.register("fasttext")
+@PRETRAINED_SOURCES.register("fasttext", check=_fasttext_problems)
 def fasttext(cfg: Any, vocab: Sequence[str], cache_dir: str) -> AlignedVectors:
     """fastText ``.vec`` text (with header): ``{name}.vec`` in the cache (e.g. cc.en.300), or ``path``."""
     if cfg.path:
@@ -143,7 +207,7 @@ def fasttext(cfg: Any, vocab: Sequence[str], cache_dir: str) -> AlignedVectors:
     return _from_file(cfg, path, cfg.format or "fasttext", vocab, cache_dir)
 
 
-@PRETRAINED_SOURCES.register("file")
+@PRETRAINED_SOURCES.register("file", check=_file_problems)
 def vector_file(cfg: Any, vocab: Sequence[str], cache_dir: str) -> AlignedVectors:
     """Any supported format by path: text (GloVe / word2vec / .vec), word2vec binary, .pt or .npy."""
     return _from_file(cfg, Path(cfg.path), cfg.format, vocab, cache_dir)
@@ -199,7 +263,7 @@ def tokenizer_override(cfg: Any) -> dict[str, Any] | None:
     return {"path": str(path), **specials}
 
 
-@PRETRAINED_SOURCES.register("hf")
+@PRETRAINED_SOURCES.register("hf", check=_hf_problems)
 def hf(cfg: Any, vocab: Sequence[str], cache_dir: str) -> AlignedVectors:
     """The input-embedding matrix of a Hugging Face model (needs the ``hf`` extra: transformers)."""
     try:
@@ -243,48 +307,6 @@ def hf(cfg: Any, vocab: Sequence[str], cache_dir: str) -> AlignedVectors:
         weight.shape[1],
     )
     return AlignedVectors(vectors, found, list(vocab), stats)
-
-
-def pretrained_problems(cfg: Any) -> list[str]:
-    """Checks of ``pretrained`` that types alone cannot make (run by ``validate``)."""
-    problems: list[str] = []
-    src = cfg.source
-    if src == "glove":
-        if cfg.name not in GLOVE_DIMS:
-            problems.append(
-                f"pretrained.name: GloVe corpus {cfg.name!r} unknown; choose one of {sorted(GLOVE_DIMS)}"
-            )
-        elif cfg.dim not in GLOVE_DIMS[cfg.name]:
-            problems.append(
-                f"pretrained.dim: GloVe {cfg.name} comes in dims {list(GLOVE_DIMS[cfg.name])}, got {cfg.dim}"
-            )
-    if src == "fasttext" and not (cfg.path or cfg.name):
-        problems.append(
-            "pretrained.name: fastText needs a name (e.g. cc.en.300, wiki-news-300d-1M) or pretrained.path"
-        )
-    if src == "file" and not cfg.path:
-        problems.append("pretrained.path: source=file needs the path of a vector file")
-    if src == "hf" and not (cfg.path or cfg.name):
-        problems.append(
-            "pretrained.name: source=hf needs a model id or folder (pretrained.name or pretrained.path)"
-        )
-    if cfg.format is not None:
-        from embedlab.embeddings.vectors.formats import VECTOR_FORMATS
-
-        if cfg.format not in VECTOR_FORMATS:
-            problems.append(
-                f"pretrained.format: {cfg.format!r} is not a valid choice; choose one of {list(VECTOR_FORMATS)}"
-            )
-    if not cfg.restrict_to_vocab and src != "none":
-        if not cfg.max_vectors or cfg.max_vectors < 1:
-            problems.append(
-                "pretrained.max_vectors: restrict_to_vocab=false needs max_vectors >= 1 (how many top words to add)"
-            )
-        if src == "hf":
-            problems.append(
-                "pretrained.restrict_to_vocab: an hf model's vocabulary is fixed; keep it true"
-            )
-    return problems
 
 
 def load_pretrained(cfg: Any, vocab: Sequence[str], cache_dir: str) -> AlignedVectors | None:

@@ -1,22 +1,93 @@
 """Models: plain ``nn.Module``s that know nothing of Lightning, Hydra or files.
 
-``MODELS`` maps ``model.name`` to a :class:`ModelSpec`: how to build the model from its
-config, a built embedding layer and the number of outputs, and which batch layout it eats:
-"bag" (flat ids + offsets), "padded" ((B, T) ids + mask) or "causal" ((B, T) ids + next-token
-targets, for ``task=lm``).
+``MODELS`` maps ``model.name`` to a :class:`ModelSpec` (how to build the model from its
+config, a built embedding layer and the number of outputs; which batch layout it eats: "bag"
+(flat ids + offsets), "padded" ((B, T) ids + mask) or "causal" ((B, T) ids + next-token
+targets, for ``task=lm``); what a null in the model-dependent keys means), registered with
+the dataclass of its ``model`` node (``schema/model/<name>`` for its YAML file) and its checks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
+from omegaconf import MISSING
 from torch import nn
 
 from embedlab.models.bag_of_embeddings import BagOfEmbeddings
 from embedlab.models.transformer import TransformerClassifier, TransformerEncoder, TransformerLM
 from embedlab.registry import Registry
+
+
+class Activation(StrEnum):
+    relu = "relu"
+    gelu = "gelu"
+    silu = "silu"
+    tanh = "tanh"
+
+
+class Positional(StrEnum):
+    sinusoidal = "sinusoidal"  # fixed sin/cos (Vaswani et al.)
+    learned = "learned"  # one trained vector per position (GPT-2)
+    none = "none"  # no positions (a bag of tokens with attention)
+
+
+class Pooling(StrEnum):
+    cls = "cls"  # a learned vector prepended at position 0; its output is pooled
+    mean = "mean"  # mean over real tokens
+    max = "max"  # max over real tokens
+
+
+@dataclass
+class ModelCommon:
+    name: str = MISSING  # registry name of the model (MODELS)
+
+
+@dataclass
+class BagOfEmbeddingsConfig(ModelCommon):
+    """fastText-style classifier: reduce the bag of token embeddings, then an MLP head."""
+
+    name: str = "boe"
+    hidden_dims: list[int] = field(default_factory=list)  # MLP widths; [] = linear classifier
+    activation: Activation = Activation.relu  # activation of the hidden layers
+    dropout: float = 0.5  # dropout on the pooled embedding and hidden layers
+
+
+@dataclass
+class TransformerCommon(ModelCommon):
+    # width of the residual stream (a Linear projects the embedding if it differs)
+    d_model: int = 64
+    nhead: int = 4  # attention heads (must divide d_model)
+    num_layers: int = 2  # transformer blocks
+    dim_feedforward: int = 128  # hidden width of each block's MLP
+    dropout: float = 0.1  # attention, residual and embedding dropout
+    activation: Activation = Activation.gelu  # MLP activation
+    norm_first: bool = True  # pre-norm (GPT-2) blocks; false: post-norm (original Transformer)
+    positional: Positional = Positional.sinusoidal  # sinusoidal | learned | none
+    max_positions: int = 512  # longest sequence (learned table size; the CLS slot counts)
+    # multiply token vectors by sqrt(d_model) (Vaswani; helps sinusoidal)
+    scale_embedding: bool = False
+
+
+@dataclass
+class TransformerConfig(TransformerCommon):
+    """Bidirectional encoder classifier over padded, masked batches."""
+
+    name: str = "transformer"
+    pooling: Pooling = Pooling.mean  # cls | mean | max
+
+
+@dataclass
+class TransformerLMConfig(TransformerCommon):
+    """Causal (GPT-style) language model; use with task=lm."""
+
+    name: str = "transformer_lm"
+    dim_feedforward: int = 256  # wider blocks than the classifier's (4 x d_model, GPT-2)
+    # share the input embedding with the output layer (needs dim == d_model)
+    tie_weights: bool = True
 
 
 @dataclass(frozen=True)
@@ -28,7 +99,30 @@ class ModelSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
-MODELS: Registry[ModelSpec] = Registry("model", "model.name")
+MODELS: Registry[ModelSpec] = Registry("model", "model.name", node="model", group="model")
+
+
+def _transformer_problems(cfg: Any) -> list[str]:
+    m = cfg.model
+    problems = []
+    if m.nhead < 1 or m.d_model < 1 or m.d_model % m.nhead:
+        problems.append(
+            f"model.d_model: {m.d_model} must be a positive multiple of model.nhead={m.nhead}"
+        )
+    if m.max_positions < 1:
+        problems.append(f"model.max_positions: must be >= 1, got {m.max_positions}")
+    return problems
+
+
+def _transformer_lm_problems(cfg: Any) -> list[str]:
+    m = cfg.model
+    problems = _transformer_problems(cfg)
+    if m.tie_weights and cfg.pretrained.source == "none" and cfg.embedding.dim != m.d_model:
+        problems.append(
+            f"model.tie_weights: needs embedding.dim ({cfg.embedding.dim}) == model.d_model ({m.d_model}); "
+            "set them equal or model.tie_weights=false"
+        )
+    return problems
 
 
 def _build_boe(cfg: Any, embedding: nn.Module, num_outputs: int) -> nn.Module:
@@ -43,7 +137,7 @@ def _build_boe(cfg: Any, embedding: nn.Module, num_outputs: int) -> nn.Module:
 
 # fastText's recipe: word bigrams and sparse updates of the rows a batch touches; batches of
 # 256 texts keep the per-step overhead small (as accurate as 64 on the shared sets' val splits)
-MODELS.register("boe")(
+MODELS.register("boe", BagOfEmbeddingsConfig)(
     ModelSpec(
         _build_boe,
         layout="bag",
@@ -81,10 +175,10 @@ def _build_transformer_lm(cfg: Any, embedding: nn.Module, num_outputs: int) -> n
     return TransformerLM(_encoder(cfg, embedding), tie_weights=cfg.tie_weights)
 
 
-MODELS.register("transformer")(
+MODELS.register("transformer", TransformerConfig, check=_transformer_problems)(
     ModelSpec(_build_transformer, "padded", bag_embedding=False, defaults=_SEQUENCE_DEFAULTS)
 )
-MODELS.register("transformer_lm")(
+MODELS.register("transformer_lm", TransformerLMConfig, check=_transformer_lm_problems)(
     ModelSpec(_build_transformer_lm, "causal", bag_embedding=False, defaults=_SEQUENCE_DEFAULTS)
 )
 

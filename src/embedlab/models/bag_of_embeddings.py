@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from embedlab.data.batching import csr_to_bags
+from embedlab.models.layers import activation as make_activation
 
 
 class BagOfEmbeddings(nn.Module):
@@ -29,13 +28,10 @@ class BagOfEmbeddings(nn.Module):
     ) -> None:
         super().__init__()
         self.embedding = embedding
-        act = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
-        if activation not in act:
-            raise ValueError(f"model.activation: choose one of {sorted(act)}, got {activation!r}")
         layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
         width = embedding.embedding_dim
         for h in hidden_dims:
-            layers += [nn.Linear(width, h), act[activation]()]
+            layers += [nn.Linear(width, h), make_activation(str(activation))]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             width = h
@@ -44,18 +40,10 @@ class BagOfEmbeddings(nn.Module):
 
     def forward(
         self,
-        ids: torch.Tensor | None = None,  # (T,) token ids of all bags, concatenated
-        offsets: torch.Tensor | None = None,  # (B,) start of each bag in ids
+        ids: torch.Tensor,  # (T,) token ids of all bags, concatenated
+        offsets: torch.Tensor,  # (B,) start of each bag in ids
         per_sample_weights: torch.Tensor | None = None,  # (T,) weights (sum mode)
-        csr: Any = None,  # or a scipy CSR matrix (B, V): its values become the weights
     ) -> torch.Tensor:
-        if csr is not None:
-            ids, offsets, per_sample_weights = csr_to_bags(csr)  # (nnz,), (B,), (nnz,)
-            ids, offsets = (
-                ids.to(self.embedding.weight.device),
-                offsets.to(self.embedding.weight.device),
-            )
-            per_sample_weights = per_sample_weights.to(self.embedding.weight)
         pooled = self.pool(ids, offsets, per_sample_weights)  # (B, D)
         return self.head(pooled)  # (B, C)
 
@@ -65,5 +53,5 @@ class BagOfEmbeddings(nn.Module):
         offsets: torch.Tensor,  # (B,)
         per_sample_weights: torch.Tensor | None = None,  # (T,)
     ) -> torch.Tensor:
-        """The reduced bag (B, D): for a CSR batch in sum mode, ``csr @ embedding.weight``."""
+        """The reduced bag (B, D); with weights in sum mode, ``weights-as-CSR @ embedding.weight``."""
         return self.embedding(ids, offsets, per_sample_weights=per_sample_weights)  # (B, D)

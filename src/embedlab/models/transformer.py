@@ -22,14 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from embedlab.errors import ConfigError
+from embedlab.models.layers import activation as make_activation
 
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 POSITIONAL = ("sinusoidal", "learned", "none")
 POOLING = ("cls", "mean", "max")
-
-
-def _value(x: object) -> object:
-    return getattr(x, "value", x)
 
 
 # --------------------------------------------------------------------------- positions
@@ -67,7 +63,7 @@ class LearnedPositions(nn.Module):
 
 
 def build_positions(kind: str, d_model: int, max_positions: int) -> nn.Module:
-    kind = str(_value(kind))
+    kind = str(kind)
     if kind == "sinusoidal":
         return SinusoidalPositions(d_model, max_positions)
     if kind == "learned":
@@ -131,20 +127,13 @@ class Block(nn.Module):
         norm_first: bool,
     ) -> None:
         super().__init__()
-        act = str(_value(activation))
-        if act not in ACTIVATIONS:
-            raise ConfigError(
-                [
-                    f"model.activation: {act!r} is not a valid choice; choose one of {sorted(ACTIVATIONS)}"
-                ]
-            )
         self.norm_first = norm_first
         self.norm1 = nn.LayerNorm(d_model)
         self.attn = SelfAttention(d_model, nhead, dropout)
         self.norm2 = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(
             nn.Linear(d_model, dim_feedforward),
-            ACTIVATIONS[act](),
+            make_activation(str(activation)),
             nn.Linear(dim_feedforward, d_model),
             nn.Dropout(dropout),
         )
@@ -242,7 +231,7 @@ class TransformerClassifier(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        pooling = str(_value(pooling))
+        pooling = str(pooling)
         if pooling not in POOLING:
             raise ConfigError(
                 [f"model.pooling: {pooling!r} is not a valid choice; choose one of {list(POOLING)}"]

@@ -1,33 +1,76 @@
-"""Tasks: LightningModules that own loss, metrics and optimizers, plus how to set them up.
+"""Tasks: LightningModules that own loss, metrics and optimizers, plus the one way to set them up.
 
-``TASKS`` maps ``task.name`` to a :class:`TaskSpec` whose ``setup(cfg)`` returns the
-datamodule (already set up) and the LightningModule for a validated config.
+``TASKS`` maps ``task.name`` to a :class:`TaskSpec`, registered with the dataclass of its
+``task`` node (``schema/task/<name>``) and the checks of the task/model/data pairing.
+:func:`setup_task` (``TaskSpec.setup``) is the one setup path: the task's datamodule (set up),
+pretrained vectors aligned to its vocabulary, the embedding layer, the model, the module.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import lightning as L
 from omegaconf import OmegaConf
 
 from embedlab.registry import Registry
+from embedlab.tasks.base import EmbeddingTask
 from embedlab.tasks.classification import ClassificationTask
 from embedlab.tasks.language_modeling import LanguageModelingTask
 
 log = logging.getLogger(__name__)
 
 
+class MonitorMode(StrEnum):
+    max = "max"
+    min = "min"
+
+
+@dataclass
+class ClassificationTaskConfig:
+    name: str = "classification"  # registry name of the task (TASKS)
+    monitor: str = "val/acc"  # metric that picks the best checkpoint
+    monitor_mode: MonitorMode = MonitorMode.max
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+
+
+@dataclass
+class GenerateConfig:
+    """Sample generations logged to TensorBoard (TEXT tab) each validation epoch (task=lm)."""
+
+    num_samples: int = 3  # samples per validation epoch (0: none)
+    max_new_tokens: int = 40  # tokens sampled after the prompt
+    temperature: float = 0.8  # 0: greedy
+    top_k: int | None = 20  # keep the k likeliest tokens (None: all)
+    seed: int = 0  # sampling seed: the same model gives the same samples
+    prompt: str | None = None  # text to continue (None: start of a sentence: bos, else eos)
+
+
+@dataclass
+class LMTaskConfig:
+    name: str = "lm"
+    monitor: str = "val/ppl"
+    monitor_mode: MonitorMode = MonitorMode.min
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
-    setup: Callable[[Any], tuple[L.LightningDataModule, L.LightningModule]]
-    monitor: str  # default metric for the best checkpoint
+    datamodule: Callable[[Any, str], L.LightningDataModule]  # (cfg, model layout) -> datamodule
+    num_outputs: Callable[[Any], int]  # (datamodule) -> the model's output size
+    module: Callable[..., EmbeddingTask]  # (cfg, datamodule, model, **plumbing) -> the task
+
+    def setup(
+        self, cfg: Any, checkpoint: dict[str, Any] | None = None
+    ) -> tuple[L.LightningDataModule, EmbeddingTask]:
+        return setup_task(cfg, self, checkpoint)
 
 
-TASKS: Registry[TaskSpec] = Registry("task", "task.name")
+TASKS: Registry[TaskSpec] = Registry("task", "task.name", node="task", group="task")
 
 
 def prepare_embedding(cfg: Any, dm: Any, bag: bool) -> tuple[Any, dict[str, Any]]:
@@ -101,49 +144,121 @@ def apply_tokenizer_override(cfg: Any) -> None:
         log.info("tokenizer taken from the pretrained model: %s", override)
 
 
-def setup_classification(cfg: Any) -> tuple[L.LightningDataModule, L.LightningModule]:
-    from embedlab.data.datamodule import ClassificationDataModule
+def setup_task(
+    cfg: Any, spec: TaskSpec, checkpoint: dict[str, Any] | None = None
+) -> tuple[L.LightningDataModule, EmbeddingTask]:
+    """Datamodule (set up) and LightningModule for a validated config: the one setup path.
+
+    With ``checkpoint`` (read by :func:`embedlab.inference.read_checkpoint`) the data is
+    encoded with the checkpoint's tokenizer, n-grams and label order, and the model is the
+    checkpoint's (weights loaded; no pretrained vectors are read).
+    """
     from embedlab.models import MODELS
 
-    spec = MODELS.get(cfg.model.name)
+    model_spec = MODELS.get(cfg.model.name)
     apply_tokenizer_override(cfg)
-    dm = ClassificationDataModule(cfg.data, cfg.tokenizer, cfg.paths, cfg.seed, layout=spec.layout)
+    dm = spec.datamodule(cfg, model_spec.layout)
+    if checkpoint is not None:
+        dm.restore(checkpoint["embedlab"])
     dm.setup("fit")
-    embedding, report = prepare_embedding(cfg, dm, spec.bag_embedding)
-    model = spec.build(cfg.model, embedding, dm.num_classes)
+    if checkpoint is None:
+        embedding, report = prepare_embedding(cfg, dm, model_spec.bag_embedding)
+        model = model_spec.build(cfg.model, embedding, spec.num_outputs(dm))
+    else:
+        from embedlab.inference import from_checkpoint
+
+        loaded = from_checkpoint(checkpoint, str(cfg.get("ckpt_path")))
+        model, embedding, report = loaded.model, loaded.embedding, {}
     extra = {
         "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-        "tokenizer": dm.tokenizer.to_str(),
-        "labels": dm.label_names,
+        **dm.artifacts(),  # tokenizer, labels, n-grams
     }
-    module = ClassificationTask(
+    module = spec.module(
+        cfg,
+        dm,
         model,
-        dm.num_classes,
-        cfg.optimizer,
-        cfg.scheduler,
         embedding=embedding,
         embedding_lr=cfg.embedding.lr,
-        label_smoothing=cfg.task.label_smoothing,
-        checkpoint_extra=extra,
         unfreeze_later=cfg.embedding.unfreeze_at_epoch is not None,
+        checkpoint_extra=extra,
     )
     module.embedding_report = report
     return dm, module
 
 
-TASKS.register("classification")(TaskSpec(setup_classification, monitor="val/acc"))
+# --------------------------------------------------------------------------- classification
 
 
-def setup_language_modeling(cfg: Any) -> tuple[L.LightningDataModule, L.LightningModule]:
-    from embedlab.data.lm import LanguageModelDataModule
+def _classification_problems(cfg: Any) -> list[str]:
+    from embedlab.data.sources import is_lm_source
     from embedlab.models import MODELS
 
-    spec = MODELS.get(cfg.model.name)
-    apply_tokenizer_override(cfg)
-    dm = LanguageModelDataModule(cfg.data, cfg.tokenizer, cfg.paths, cfg.seed)
-    dm.setup("fit")
-    embedding, report = prepare_embedding(cfg, dm, spec.bag_embedding)
-    model = spec.build(cfg.model, embedding, len(dm.vocab))
+    problems = []
+    if cfg.model.name in MODELS and MODELS.get(cfg.model.name).layout == "causal":
+        problems.append(f"task.name: model {cfg.model.name!r} is a language model; use task=lm")
+    if is_lm_source(cfg.data.source):
+        problems.append(f"data.source: {cfg.data.source!r} is unlabelled LM text; use task=lm")
+    return problems
+
+
+def _classification_datamodule(cfg: Any, layout: str) -> L.LightningDataModule:
+    from embedlab.data.datamodule import ClassificationDataModule
+
+    return ClassificationDataModule(cfg.data, cfg.tokenizer, cfg.paths, cfg.seed, layout=layout)
+
+
+def _classification_module(cfg: Any, dm: Any, model: Any, **plumbing: Any) -> EmbeddingTask:
+    return ClassificationTask(
+        model,
+        dm.num_classes,
+        cfg.optimizer,
+        cfg.scheduler,
+        label_smoothing=cfg.task.label_smoothing,
+        **plumbing,
+    )
+
+
+TASKS.register("classification", ClassificationTaskConfig, check=_classification_problems)(
+    TaskSpec(_classification_datamodule, lambda dm: dm.num_classes, _classification_module)
+)
+
+
+# --------------------------------------------------------------------------- language modelling
+
+
+def _lm_problems(cfg: Any) -> list[str]:
+    from embedlab.data.sources import is_lm_source
+    from embedlab.models import MODELS
+
+    problems = []
+    name = cfg.model.name
+    if name in MODELS and MODELS.get(name).layout != "causal":
+        problems.append(
+            f"model.name: task=lm needs a causal language model (model=transformer_lm), got {name!r}"
+        )
+    if not is_lm_source(cfg.data.source):
+        problems.append(
+            f"data.source: {cfg.data.source!r} is labelled data; task=lm needs an LM source (synthetic_lm, text)"
+        )
+    elif "max_positions" in cfg.model and cfg.data.block_size > cfg.model.max_positions:
+        problems.append(
+            f"data.block_size: {cfg.data.block_size} exceeds model.max_positions={cfg.model.max_positions}"
+        )
+    if not cfg.pretrained.restrict_to_vocab:
+        problems.append(
+            "pretrained.restrict_to_vocab: extending the vocabulary with pretrained words is "
+            "supported for task=classification only; keep it true for task=lm"
+        )
+    return problems
+
+
+def _lm_datamodule(cfg: Any, layout: str) -> L.LightningDataModule:
+    from embedlab.data.lm import LanguageModelDataModule
+
+    return LanguageModelDataModule(cfg.data, cfg.tokenizer, cfg.paths, cfg.seed)
+
+
+def _lm_module(cfg: Any, dm: Any, model: Any, **plumbing: Any) -> EmbeddingTask:
     gen = cfg.task.generate
     if gen.prompt:
         prompt = dm.tokenizer.encode(gen.prompt, add_special_tokens=False).ids
@@ -151,28 +266,29 @@ def setup_language_modeling(cfg: Any) -> tuple[L.LightningDataModule, L.Lightnin
     else:  # the start of a sentence
         start = dm.bos_id if dm.bos_id is not None else dm.eos_id
         prompt = [start] if start is not None else [int(dm.encoded["train"].ids[0])]
-    extra = {
-        "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-        "tokenizer": dm.tokenizer.to_str(),
-    }
-    module = LanguageModelingTask(
+    return LanguageModelingTask(
         model,
         cfg.optimizer,
         cfg.scheduler,
-        embedding=embedding,
-        embedding_lr=cfg.embedding.lr,
         generate_cfg=gen,
         decode=dm.decode,
         prompt_ids=prompt,
         banned_ids=[dm.pad_id] + ([dm.bos_id] if dm.bos_id is not None else []),
         stop_id=dm.eos_id,
-        checkpoint_extra=extra,
-        unfreeze_later=cfg.embedding.unfreeze_at_epoch is not None,
+        **plumbing,
     )
-    module.embedding_report = report
-    return dm, module
 
 
-TASKS.register("lm")(TaskSpec(setup_language_modeling, monitor="val/ppl"))
+# the output layer predicts the next token: one output per vocabulary entry
+TASKS.register("lm", LMTaskConfig, check=_lm_problems)(
+    TaskSpec(_lm_datamodule, lambda dm: len(dm.vocab), _lm_module)
+)
 
-__all__ = ["TASKS", "ClassificationTask", "LanguageModelingTask", "TaskSpec"]
+__all__ = [
+    "TASKS",
+    "ClassificationTask",
+    "EmbeddingTask",
+    "LanguageModelingTask",
+    "TaskSpec",
+    "setup_task",
+]

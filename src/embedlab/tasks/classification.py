@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import torch
 from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
@@ -14,11 +13,11 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
-from embedlab.tasks.training_log import WindowSums, logs_this_step
-from embedlab.training.optim import configure_task_optimizers
+from embedlab.tasks.base import EmbeddingTask
+from embedlab.tasks.training_log import logs_this_step
 
 
-class ClassificationTask(L.LightningModule):
+class ClassificationTask(EmbeddingTask):
     """Owns the loss, the metrics and the optimizers; the model is a plain nn.Module.
 
     Batches are dicts: the model's inputs plus ``labels``. Logged: ``{val,test}/loss``,
@@ -36,21 +35,11 @@ class ClassificationTask(L.LightningModule):
         num_classes: int,
         optimizer_cfg: Any,
         scheduler_cfg: Any,
-        embedding: nn.Module | None = None,
-        embedding_lr: float | None = None,
         label_smoothing: float = 0.0,
-        checkpoint_extra: dict[str, Any] | None = None,
-        unfreeze_later: bool = False,
+        **plumbing: Any,  # EmbeddingTask's: embedding, embedding_lr, unfreeze_later, ...
     ) -> None:
-        super().__init__()
-        self.model = model
+        super().__init__(model, optimizer_cfg, scheduler_cfg, **plumbing)
         self.num_classes = num_classes
-        self.optimizer_cfg = optimizer_cfg
-        self.scheduler_cfg = scheduler_cfg
-        self.embedding = embedding  # the same module as inside the model, for param groups
-        self.embedding_lr = embedding_lr
-        self.unfreeze_later = unfreeze_later  # a frozen table joins the optimizer up front
-        self.embedding_report: dict[str, Any] = {}  # pretrained coverage (set by the task setup)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         metrics = MetricCollection(
             {
@@ -61,12 +50,11 @@ class ClassificationTask(L.LightningModule):
         # training counts: window (since the last log) and epoch; no validation per update
         self.train_window = MulticlassConfusionMatrix(num_classes, validate_args=False)
         self.train_epoch = MulticlassConfusionMatrix(num_classes, validate_args=False)
-        self.train_loss = WindowSums()
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.val_acc_best = MaxMetric()
-        self.checkpoint_extra = checkpoint_extra or {}
-        self.examples_seen = 0
+        self.test_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
+        self.test_confusion_matrix: torch.Tensor | None = None  # (true, predicted) after testing
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
@@ -124,18 +112,14 @@ class ClassificationTask(L.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss, preds, labels = self._step(batch)
         self.test_metrics.update(preds, labels)
+        self.test_confusion.update(preds, labels)
         self.log("test/loss", loss, on_epoch=True, batch_size=labels.numel())
 
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
-
-    def configure_optimizers(self) -> Any:
-        return configure_task_optimizers(self)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # self-contained checkpoints: resolved config, tokenizer, vocabulary, label names
-        checkpoint["embedlab"] = self.checkpoint_extra
+        self.test_confusion_matrix = self.test_confusion.compute().cpu()
+        self.test_confusion.reset()
 
 
 def accuracy_and_macro_f1(confusion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

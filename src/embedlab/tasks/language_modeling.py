@@ -15,19 +15,17 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MinMetric, SumMetric
 
-from embedlab.tasks.training_log import WindowSums, logs_this_step
-from embedlab.training.optim import configure_task_optimizers
+from embedlab.data.lm import IGNORE
+from embedlab.tasks.base import EmbeddingTask
+from embedlab.tasks.training_log import logs_this_step
 
-IGNORE = -100
 
-
-class LanguageModelingTask(L.LightningModule):
+class LanguageModelingTask(EmbeddingTask):
     """Owns the loss, perplexity, optimizers and sample logging; the model is a plain TransformerLM.
 
     ``examples_seen`` counts predicted tokens, so the Throughput callback's
@@ -40,38 +38,25 @@ class LanguageModelingTask(L.LightningModule):
         model: nn.Module,
         optimizer_cfg: Any,
         scheduler_cfg: Any,
-        embedding: nn.Module | None = None,
-        embedding_lr: float | None = None,
         generate_cfg: Any = None,
         decode: Callable[[list[int]], str] | None = None,
         prompt_ids: list[int] | None = None,
         banned_ids: list[int] | None = None,
         stop_id: int | None = None,
-        checkpoint_extra: dict[str, Any] | None = None,
-        unfreeze_later: bool = False,
+        **plumbing: Any,  # EmbeddingTask's: embedding, embedding_lr, unfreeze_later, ...
     ) -> None:
-        super().__init__()
-        self.model = model
-        self.optimizer_cfg = optimizer_cfg
-        self.scheduler_cfg = scheduler_cfg
-        self.embedding = embedding
-        self.embedding_lr = embedding_lr
+        super().__init__(model, optimizer_cfg, scheduler_cfg, **plumbing)
         self.generate_cfg = generate_cfg
         self.decode = decode
         self.prompt_ids = prompt_ids or []
         self.banned_ids = banned_ids or []
         self.stop_id = stop_id
-        self.checkpoint_extra = checkpoint_extra or {}
-        self.unfreeze_later = unfreeze_later  # a frozen table joins the optimizer up front
-        self.embedding_report: dict[str, Any] = {}  # pretrained coverage (set by the task setup)
         self.nll = {s: SumMetric() for s in ("val", "test")}  # summed nats per split
         self.count = {s: SumMetric() for s in ("val", "test")}  # predicted tokens per split
         # registered as submodules so they follow the device and sync under DDP
         self.val_nll, self.val_count = self.nll["val"], self.count["val"]
         self.test_nll, self.test_count = self.nll["test"], self.count["test"]
         self.val_ppl_best = MinMetric()
-        self.examples_seen = 0  # predicted training tokens
-        self.train_loss = WindowSums()  # nats and predicted tokens, per window and epoch
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.model(ids)  # (B, T, V)
@@ -182,10 +167,3 @@ class LanguageModelingTask(L.LightningModule):
             body = "\n\n".join(f"{i + 1}. {t}" for i, t in enumerate(texts))
             for w in writers:
                 w.add_text("samples", head + body, self.global_step)
-
-    # ------------------------------------------------------------------ optim
-    def configure_optimizers(self) -> Any:
-        return configure_task_optimizers(self)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["embedlab"] = self.checkpoint_extra

@@ -19,7 +19,25 @@ from torch import nn
 
 from embedlab.registry import Registry, check_kwargs
 
-OPTIMIZERS: Registry[type[torch.optim.Optimizer]] = Registry("optimizer", "optimizer.name")
+
+def _optimizer_problems(cfg: Any) -> list[str]:
+    """``optimizer.lr``, ``optimizer.kwargs`` against the class, a sparse table's counterpart."""
+    opt = cfg.optimizer
+    problems = [] if opt.lr > 0 else [f"optimizer.lr: must be > 0, got {opt.lr}"]
+    if opt.name in OPTIMIZERS:
+        problems += check_kwargs("optimizer.kwargs", OPTIMIZERS.get(opt.name), dict(opt.kwargs))
+    if cfg.embedding.sparse and opt.name not in SPARSE_OPTIMIZERS:
+        problems.append(
+            f"embedding.sparse: optimizer {opt.name!r} cannot train sparse gradients; "
+            f"use optimizer={'|'.join(SPARSE_OPTIMIZERS)} or embedding.sparse=false"
+        )
+    return problems
+
+
+# optimizer.name -> a torch.optim class (its sparse counterpart: SPARSE_OPTIMIZERS)
+OPTIMIZERS: Registry[type[torch.optim.Optimizer]] = Registry(
+    "optimizer", "optimizer.name", check=_optimizer_problems
+)
 for _name, _cls in {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
@@ -30,7 +48,26 @@ for _name, _cls in {
 }.items():
     OPTIMIZERS.register(_name)(_cls)
 
-SCHEDULERS: Registry = Registry("scheduler", "scheduler.name")
+
+def _scheduler_problems(cfg: Any) -> list[str]:
+    """``scheduler.kwargs`` against the schedule's arguments (``t``, ``total`` are embedlab's)."""
+    sched = cfg.scheduler
+    kwargs = dict(sched.kwargs)
+    if sched.name not in SCHEDULERS:
+        return []
+    problems = check_kwargs("scheduler.kwargs", SCHEDULERS.get(sched.name), kwargs)
+    problems += [
+        f"scheduler.kwargs.{k}: set by embedlab, not by config"
+        for k in ("t", "total")
+        if k in kwargs
+    ]
+    if sched.warmup_steps < 0:
+        problems.append(f"scheduler.warmup_steps: must be >= 0, got {sched.warmup_steps}")
+    return problems
+
+
+# scheduler.name -> factor(t, total, **kwargs): the multiplier of the base lr after warmup
+SCHEDULERS: Registry = Registry("scheduler", "scheduler.name", check=_scheduler_problems)
 
 
 def _closure_loss(closure: Any) -> Any:
@@ -109,20 +146,6 @@ SPARSE_OPTIMIZERS: dict[str, Any] = {
     "adagrad": _rowwise_adagrad,
     "sgd": _sparse_sgd,
 }
-
-
-def optimizer_problems(cfg: Any) -> list[str]:
-    return check_kwargs("optimizer.kwargs", OPTIMIZERS.get(cfg.name), dict(cfg.kwargs))
-
-
-def sparse_optimizer_problems(cfg: Any) -> list[str]:
-    """A sparse table needs an optimizer with a sparse counterpart."""
-    if cfg.embedding.sparse and cfg.optimizer.name not in SPARSE_OPTIMIZERS:
-        return [
-            f"embedding.sparse: optimizer {cfg.optimizer.name!r} cannot train sparse gradients; "
-            f"use optimizer={'|'.join(SPARSE_OPTIMIZERS)} or embedding.sparse=false"
-        ]
-    return []
 
 
 def param_groups(
@@ -284,18 +307,6 @@ def _step(t: int, total: int, step_size: int = 1000, gamma: float = 0.1) -> floa
     return gamma ** (t // max(step_size, 1))
 
 
-def scheduler_problems(cfg: Any) -> list[str]:
-    kwargs = dict(cfg.kwargs)
-    problems = check_kwargs("scheduler.kwargs", SCHEDULERS.get(cfg.name), kwargs)
-    # t and total are supplied by build_scheduler, never by config
-    problems += [
-        f"scheduler.kwargs.{k}: set by embedlab, not by config"
-        for k in ("t", "total")
-        if k in kwargs
-    ]
-    return problems
-
-
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, total_steps: int) -> dict | None:
     """A LambdaLR with linear warmup then the named schedule, as a Lightning scheduler dict.
 
@@ -318,25 +329,26 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, total_steps: int
     return {"scheduler": sched, "interval": cfg.interval, "frequency": 1, "name": "lr"}
 
 
-def configure_task_optimizers(module: Any) -> Any:
-    """``configure_optimizers`` of every task: parameter groups, optimizer, optional schedule.
+def build_optimization(
+    model: nn.Module,
+    embedding: nn.Module | None,
+    optimizer_cfg: Any,
+    scheduler_cfg: Any,
+    trainer: Any,
+    embedding_lr: float | None = None,
+    unfreeze_later: bool = False,
+) -> Any:
+    """What a task's ``configure_optimizers`` returns: parameter groups, optimizer, schedule.
 
-    Reads ``module.model``, ``optimizer_cfg``, ``scheduler_cfg``, ``embedding``,
-    ``embedding_lr`` and ``unfreeze_later`` (a frozen table that a callback unfreezes later
-    joins the optimizer up front); the schedule's length comes from ``module.trainer``.
+    A frozen table that a callback unfreezes later joins the optimizer up front; the
+    schedule's length comes from ``trainer`` (optimizer steps, or epochs with
+    ``interval: epoch``).
     """
-    groups = param_groups(
-        module.model,
-        module.optimizer_cfg,
-        module.embedding,
-        module.embedding_lr,
-        unfreeze_later=getattr(module, "unfreeze_later", False),
-    )
-    optimizer = build_optimizer(groups, module.optimizer_cfg)
-    trainer = module.trainer
-    step = module.scheduler_cfg.interval == "step"
+    groups = param_groups(model, optimizer_cfg, embedding, embedding_lr, unfreeze_later)
+    optimizer = build_optimizer(groups, optimizer_cfg)
+    step = scheduler_cfg.interval == "step"
     total = trainer.estimated_stepping_batches if step else trainer.max_epochs
-    scheduler = build_scheduler(optimizer, module.scheduler_cfg, int(total))
+    scheduler = build_scheduler(optimizer, scheduler_cfg, int(total))
     if scheduler is None:
         return optimizer
     return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -1,0 +1,60 @@
+"""The LightningModule every task derives from: the embedding, optimizer and checkpoint plumbing.
+
+A task owns its loss and metrics; what every task does the same way lives here once: the
+model (a plain ``nn.Module``) and the embedding table inside it, the optimizer and schedule
+with the table's own parameter group (:func:`embedlab.training.optim.build_optimization`), a
+table that a callback unfreezes later, the examples counter the Throughput callback reads,
+the pretrained-coverage report, and the self-contained checkpoint (resolved config,
+tokenizer, labels, n-grams under ``checkpoint["embedlab"]``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from torch import nn
+
+from embedlab.tasks.training_log import WindowSums
+from embedlab.training.optim import build_optimization
+
+
+class EmbeddingTask(L.LightningModule):
+    """Base of the tasks: subclasses add their loss, metrics and steps."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer_cfg: Any,
+        scheduler_cfg: Any,
+        embedding: nn.Module | None = None,
+        embedding_lr: float | None = None,
+        unfreeze_later: bool = False,
+        checkpoint_extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.optimizer_cfg = optimizer_cfg
+        self.scheduler_cfg = scheduler_cfg
+        self.embedding = embedding  # the same module as inside the model, for param groups
+        self.embedding_lr = embedding_lr
+        self.unfreeze_later = unfreeze_later  # a frozen table joins the optimizer up front
+        self.checkpoint_extra = checkpoint_extra or {}
+        self.embedding_report: dict[str, Any] = {}  # pretrained coverage (set by the setup)
+        self.examples_seen = 0  # training examples (LM: predicted tokens), for Throughput
+        self.train_loss = WindowSums()  # summed loss and count, per log window and epoch
+
+    def configure_optimizers(self) -> Any:
+        return build_optimization(
+            self.model,
+            self.embedding,
+            self.optimizer_cfg,
+            self.scheduler_cfg,
+            self.trainer,
+            embedding_lr=self.embedding_lr,
+            unfreeze_later=self.unfreeze_later,
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # self-contained checkpoints: resolved config, tokenizer, vocabulary, label names
+        checkpoint["embedlab"] = self.checkpoint_extra

@@ -1,0 +1,103 @@
+"""resume=RUN_DIR and resume=auto: continue a run in its own folder, skip finished runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf, open_dict
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from embedlab.config import validate
+from embedlab.errors import ConfigError
+from embedlab.train import train
+
+TINY = ["trainer.log_every_n_steps=5", "callbacks.projector.enabled=false"]
+
+
+def _steps(run_dir: Path, tag: str) -> list[int]:
+    """Steps of ``tag`` as TensorBoard shows them (all event files, purged steps hidden)."""
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [e.step for e in acc.Scalars(tag)]
+
+
+def test_resume_run_dir_continues_an_interrupted_run_in_its_folder(make_cfg, tmp_path):
+    full = train(validate(make_cfg(*TINY, "trainer.max_epochs=3")))
+
+    # a run planned for 3 epochs, stopped after the checkpoint of its first epoch
+    cfg = make_cfg(*TINY, "trainer.max_epochs=1")
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "interrupted")
+    first = train(validate(cfg))
+    run_dir = Path(first["output_dir"])
+    stored = OmegaConf.load(run_dir / "config.yaml")
+    stored.trainer.max_epochs = 3
+    OmegaConf.save(stored, run_dir / "config.yaml")
+    (run_dir / "metrics.json").unlink()
+
+    resumed = train(make_cfg(*TINY, f"resume={run_dir}"))
+    assert resumed["output_dir"] == str(run_dir)  # the same folder, not a new one
+    assert resumed["epochs"] == full["epochs"] == 3
+    assert resumed["global_steps"] == full["global_steps"]
+    assert (
+        json.loads((run_dir / "metrics.json").read_text())["global_steps"] == full["global_steps"]
+    )
+    steps = _steps(run_dir, "train/loss_step")
+    assert steps == sorted(set(steps))  # continued, no step logged twice
+    assert steps[-1] >= full["global_steps"] - 5
+
+
+def test_resume_auto_skips_a_finished_run_and_resumes_an_unfinished_one(make_cfg, tmp_path):
+    cfg = make_cfg(*TINY, "resume=auto")
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "fixed")
+    first = train(validate(cfg.copy()))
+    again = train(cfg.copy())
+    assert again == first  # finished: the stored metrics, nothing trained
+
+    (tmp_path / "fixed" / "metrics.json").unlink()
+    resumed = train(cfg.copy())  # from last.ckpt: nothing left to train, tested again
+    assert resumed["global_steps"] == first["global_steps"]
+    assert resumed["test/acc"] == pytest.approx(first["test/acc"], abs=1e-6)
+
+
+def test_resume_of_a_folder_that_is_not_a_run_is_a_config_error(make_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="is not a run folder"):
+        train(make_cfg(f"resume={tmp_path}"))
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(make_cfg()))
+    with pytest.raises(ConfigError, match=r"no checkpoints/last\.ckpt"):
+        train(make_cfg(f"resume={tmp_path}"))
+
+
+def test_a_relaunched_sweep_with_resume_auto_skips_finished_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    cmd = [
+        sys.executable,
+        "-m",
+        "embedlab.train",
+        "-m",
+        "seed=1,2",
+        "resume=auto",
+        f"hydra.sweep.dir={sweep}",
+        f"paths.root_dir={tmp_path}",
+        "print_config=false",
+        "trainer.enable_progress_bar=false",
+        "data.num_train=600",
+        "data.num_val=100",
+        "data.num_test=100",
+        "trainer.max_epochs=1",
+        "callbacks=none",
+    ]
+    env = {**os.environ, "EMBEDLAB_NUM_THREADS": "1"}
+    subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=300)
+    jobs = sorted(p for p in sweep.iterdir() if (p / "metrics.json").is_file())
+    assert len(jobs) == 2
+    stamps = [(p / "metrics.json").stat().st_mtime_ns for p in jobs]
+    out = subprocess.run(cmd, check=True, capture_output=True, env=env, text=True, timeout=300)
+    assert [(p / "metrics.json").stat().st_mtime_ns for p in jobs] == stamps  # not rerun
+    assert out.stderr.count("already finished") + out.stdout.count("already finished") == 2
