@@ -7,7 +7,7 @@ Times, in one process and one thread, for a 20,000-word vocabulary:
 and prints the times and the ratios. Targets: cold >= 10x faster than gensim, cached <= 0.1 s.
 
     python scripts/bench_vectors.py --dir /tmp/glove          # writes glove.6B.50d.txt there if missing
-    python scripts/bench_vectors.py --dir /tmp/glove --vocab mr --mr /work/shared/data/mr/train.tsv
+    python scripts/bench_vectors.py --dir /tmp/glove --vocab mr --mr ../shared/data/mr/train.tsv
 
 The file is read once before timing so every loader starts from the OS page cache.
 """

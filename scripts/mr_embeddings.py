@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 from pathlib import Path
+
+from embedlab.report import format_mean_std, mean_std
 
 ROOT = Path(__file__).resolve().parents[1]
 KIM = {
@@ -128,12 +129,9 @@ def main() -> None:
         "non-static": "GloVe 6B 50d, fine-tuned",
     }
     for variant, rows in results.items():
-        accs = [100 * r["test/acc"] for r in rows]
-        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        ours = format_mean_std(*mean_std(100 * r["test/acc"] for r in rows), digits=1)
         kim_name, kim_acc = KIM[variant]
-        print(
-            f"| {names[variant]} | {statistics.mean(accs):.1f} ± {std:.1f} | {kim_name} {kim_acc} |"
-        )
+        print(f"| {names[variant]} | {ours} | {kim_name} {kim_acc} |")
     cov = results.get("static", [{}])[0]
     if cov.get("embedding/coverage_tokens"):
         print(

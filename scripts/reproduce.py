@@ -29,6 +29,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from embedlab.report import format_mean_std, mean_std
+
 # dataset config name -> (folder in the data dir, the column name in Kim's Table 2)
 DATASETS = {
     "mr": ("mr", "MR"),
@@ -41,7 +43,7 @@ DATASETS = {
 }
 # --inits: how the embedding table starts, as overrides on top of each experiment. The GloVe
 # ones need pretrained=glove (issue 3) and glove.6B.50d.txt in $EMBEDLAB_VECTOR_CACHE
-# (offline: /work/shared/tools/glove-6b-50d $EMBEDLAB_VECTOR_CACHE).
+# (offline: ../shared/tools/glove-6b-50d $EMBEDLAB_VECTOR_CACHE).
 GLOVE = [
     "embedding=pretrained",
     "pretrained=glove",
@@ -101,11 +103,8 @@ def init_name(cfg: Any) -> str:
 
 
 def fmt(values: list[float]) -> str:
-    if not values:
-        return "n/a"
-    mean = 100 * statistics.fmean(values)
-    std = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {std:.1f}"
+    """Accuracies as percent, ``"81.2 ± 0.4"`` (mean ± sample std over seeds)."""
+    return format_mean_std(*mean_std(100 * v for v in values), digits=1) or "n/a"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             folder, column = DATASETS.get(dataset, (dataset, dataset))
             ref = published(data_dir, folder)
             rand = ref.get("CNN-rand", {}).get("kim")
-            mean = 100 * statistics.fmean(accs)
+            mean = 100 * mean_std(accs)[0]
             rows.append(
                 {
                     "dataset": column,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -13,8 +14,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from embedlab import sweep
-from embedlab.logging.embeddings import embedding_drift, grad_row_norms, top_words
 from embedlab.paths import config_dir
+from embedlab.tensorboard.embeddings import embedding_drift, grad_row_norms, top_words
 
 
 def compose_with_hydra(*overrides: str):
@@ -46,7 +47,7 @@ def test_joblib_launcher_config_splits_threads():
     cfg = compose_with_hydra("launcher=joblib", "hydra.launcher.n_jobs=2")
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
     threads = OmegaConf.select(cfg, "hydra.job.env_set.EMBEDLAB_NUM_THREADS")
-    assert int(threads) == sweep.threads_per_job(2) >= 1
+    assert int(threads) == max(1, (os.cpu_count() or 1) // 2)
 
 
 def test_init_study_grid():
@@ -95,7 +96,17 @@ def test_swept_keys_and_threads():
         ["embedding=normal,zeros", "model=boe", "optimizer.lr=interval(1e-4,1e-1)"], {"seed": "1,2"}
     )
     assert keys == ["embedding", "optimizer.lr", "seed"]
-    assert sweep.threads_per_job(-1) == 1
+
+
+def test_threads_per_job_splits_the_cores(monkeypatch):
+    monkeypatch.setattr(sweep.os, "cpu_count", lambda: 8)
+    assert [sweep.threads_per_job(n) for n in (1, 2, 3, 4, 8, 16)] == [8, 4, 2, 2, 1, 1]
+    assert sweep.threads_per_job(-1) == 1  # joblib's -1: a job per core
+    assert sweep.threads_per_job(0) == 1
+    assert sweep.threads_per_job("2") == 4  # as the resolver passes it
+    assert sweep.threads_per_job(None) == 1
+    monkeypatch.setattr(sweep.os, "cpu_count", lambda: None)  # unknown: one core
+    assert sweep.threads_per_job(2) == 1
 
 
 def test_summarize_lists_failed_and_unfinished(tmp_path):

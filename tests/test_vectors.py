@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from embedlab.embeddings.vectors import coverage, ensure_file, extract, load_aligned, read_vectors
+from embedlab.embeddings.vectors import coverage, ensure_file, load_aligned, read_vectors
 from embedlab.embeddings.vectors.align import align, wanted_keys
 from embedlab.errors import DataError
 
@@ -233,22 +233,26 @@ def test_offline_fails_fast_naming_file_and_folder(tmp_path):
 
 
 @pytest.mark.parametrize("member", ["../escape.txt", "/abs/escape.txt", "a/../../escape.txt"])
-def test_extract_refuses_paths_outside_the_cache(tmp_path, member):
-    archive = tmp_path / "evil.zip"
+def test_zip_extraction_stays_in_the_cache(tmp_path, member):
+    archive = tmp_path / "glove.6B.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr(member, "x")
+        zf.writestr("glove.6B.50d.txt", "the 1 2\n")
     cache = tmp_path / "cache"
-    cache.mkdir()
-    with pytest.raises(DataError, match="outside"):
-        extract(archive, cache)
+    path = ensure_file("glove.6B.50d.txt", cache, [archive.as_uri()], True)
+    assert path.read_text() == "the 1 2\n"
+    assert sorted(p.name for p in cache.iterdir()) == ["glove.6B.50d.txt"]  # archive removed
     assert not (tmp_path / "escape.txt").exists()
+    with pytest.raises(DataError, match=r"\(file://\S+/glove\.6B\.zip: archive has no member"):
+        ensure_file("glove.6B.99d.txt", cache, [archive.as_uri()], True)
+    assert sorted(p.name for p in cache.iterdir()) == ["glove.6B.50d.txt"]  # no .part left
 
 
-def test_corrupt_zip_is_reported(tmp_path):
+def test_corrupt_zip_is_reported_with_its_url(tmp_path):
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(DataError, match="not a valid zip"):
-        extract(bad, tmp_path)
+    with pytest.raises(DataError, match=r"bad\.zip is not a valid zip archive.*put v\.txt into"):
+        ensure_file("v.txt", tmp_path / "cache", [bad.as_uri()], True)
 
 
 def test_rows_of_words_with_spaces_are_skipped_not_mistaken(tmp_path):

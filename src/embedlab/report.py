@@ -5,28 +5,32 @@
 
 - ``report.csv``: one row per run (overrides, best validation metric, test metric, epochs,
   wall time, parameter count, status), sorted by the optimized metric;
-- ``report.md``: the same table, mean ± std per configuration when runs differ only by seed,
-  the failed jobs, and the plots;
+- ``report_by_config.csv`` and a section of ``report.md``: mean ± std per configuration when
+  runs differ only by seed;
+- ``report.md``: the table, the failed jobs, and the plots;
 - ``val_curves.png`` (validation curve per run) and ``final_metric.png`` (the optimized metric
   per configuration, error bars = std over seeds, dots = single runs).
 
-The console script prints the table with Rich.
+The tables are pandas DataFrames (``groupby().agg()``, ``to_csv``, ``to_markdown``); the
+console script prints them with Rich. :func:`mean_std` is the one mean ± std of the project
+(the benchmark scripts use it too).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
-import statistics
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from embedlab.sweep import FAILED_FILE, METRICS_FILE, metric_direction
+import pandas as pd
+
+from embedlab.sweep import FAILED_FILE, METRICS_FILE, metric_direction, override_items
 
 SEED_KEY = "seed"
 
@@ -48,7 +52,7 @@ class RunRecord:
 
     def value(self, key: str) -> float:
         v = self.metrics.get(key)
-        return float(v) if isinstance(v, int | float) and v is not None else math.nan
+        return float(v) if isinstance(v, int | float) else math.nan
 
 
 @dataclass
@@ -80,6 +84,28 @@ class Report:
         return [r for r in self.runs if r.status != "ok"]
 
 
+# --------------------------------------------------------------------------- statistics
+
+
+def mean_std(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0.0 for one value) of the non-NaN values;
+    (NaN, NaN) for none."""
+    s = pd.Series(list(values), dtype=float).dropna()
+    if s.empty:
+        return math.nan, math.nan
+    return float(s.mean()), float(s.std()) if len(s) > 1 else 0.0
+
+
+def sample_std(values: Iterable[float]) -> float:
+    """The std of :func:`mean_std` (for ``groupby().agg``)."""
+    return mean_std(values)[1]
+
+
+def format_mean_std(mean: float, std: float, digits: int = 4) -> str:
+    """``"0.8123 ± 0.0040"``; empty for NaN."""
+    return "" if math.isnan(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -89,16 +115,12 @@ def find_runs(path: str | Path) -> list[Path]:
     root = Path(path)
     if not root.exists():
         raise FileNotFoundError(f"embedlab-report: {root} does not exist")
-    found: set[Path] = set()
-    for pattern in (METRICS_FILE, FAILED_FILE):
-        found |= {p.parent for p in root.rglob(pattern)}
+    found = {p.parent for pattern in (METRICS_FILE, FAILED_FILE) for p in root.rglob(pattern)}
     found |= {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")}
     return sorted(found, key=lambda p: _natural_key(p.relative_to(root).as_posix()))
 
 
 def _natural_key(text: str) -> list[Any]:
-    import re
-
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
@@ -110,20 +132,13 @@ def _read_yaml(path: Path) -> Any:
 
 def _overrides(run: Path) -> dict[str, str]:
     """``{key: value}`` of the run's Hydra overrides (cosmetic/path keys Hydra excludes dropped)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    raw = _read_yaml(run / ".hydra" / "overrides.yaml") or []
     hydra_cfg = _read_yaml(run / ".hydra" / "hydra.yaml") or {}
     try:
         exclude = set(hydra_cfg["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"])
     except (KeyError, TypeError):
         exclude = set()
-    out: dict[str, str] = {}
-    for o in OverridesParser.create().parse_overrides([str(x) for x in raw]):
-        key = o.get_key_element()
-        if key not in exclude:
-            out[key] = o.get_value_element_as_str()
-    return out
+    items = override_items(_read_yaml(run / ".hydra" / "overrides.yaml") or [])
+    return {k: v for k, v in items if k not in exclude}
 
 
 def read_scalars(run: Path, tag: str) -> list[tuple[int, float]]:
@@ -142,15 +157,11 @@ def read_scalars(run: Path, tag: str) -> list[tuple[int, float]]:
 def load_run(run: Path, root: Path, curve_tag: str | None = None) -> RunRecord:
     config = _read_yaml(run / "config.yaml") or _read_yaml(run / ".hydra" / "config.yaml") or {}
     name = run.relative_to(root).as_posix() if run != root else run.name
-    rec = RunRecord(
-        path=run, name=name, overrides=_overrides(run), status="unfinished", config=config
-    )
+    rec = RunRecord(run, name, _overrides(run), "unfinished", config=config)
     if (run / FAILED_FILE).is_file():
         info = json.loads((run / FAILED_FILE).read_text())
-        rec.status, rec.error = (
-            "failed",
-            " ".join(f"{info.get('error')}: {info.get('message')}".split()),
-        )
+        rec.status = "failed"
+        rec.error = " ".join(f"{info.get('error')}: {info.get('message')}".split())
     elif (run / METRICS_FILE).is_file():
         rec.status = "ok"
         rec.metrics = json.loads((run / METRICS_FILE).read_text())
@@ -163,13 +174,6 @@ def test_metric_for(metric: str) -> str:
     """The test counterpart of a validation metric: ``val/acc_best`` -> ``test/acc``."""
     name = metric.removesuffix("_best")
     return "test/" + name.split("/", 1)[1] if name.startswith("val/") else name
-
-
-def _curve_tag(metric: str) -> str:
-    return metric.removesuffix("_best")
-
-
-# --------------------------------------------------------------------------- grouping
 
 
 def _label_runs(runs: list[RunRecord]) -> None:
@@ -186,14 +190,8 @@ def _label_runs(runs: list[RunRecord]) -> None:
         r.group = ",".join(rest) or ("(all runs)" if len(runs) > 1 and seed else r.label)
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    vals = [v for v in values if not math.isnan(v)]
-    if not vals:
-        return math.nan, math.nan
-    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
-
-
-def _sort_key(value: float, direction: str) -> float:
+def rank_key(value: float, direction: str) -> float:
+    """Sort key: best first in ``direction``, NaN last."""
     if math.isnan(value):
         return math.inf
     return -value if direction == "maximize" else value
@@ -216,168 +214,138 @@ def build_report(
         raise FileNotFoundError(
             f"embedlab-report: no run folders (metrics.json / .hydra) under {root}"
         )
-    probe = [load_run(d, root) for d in run_dirs]
     if metric is None:
+        configs = (load_run(d, root).config for d in run_dirs)
         metric = next(
-            (str(r.config["optimized_metric"]) for r in probe if r.config.get("optimized_metric")),
+            (str(c["optimized_metric"]) for c in configs if c.get("optimized_metric")),
             "val/acc_best",
         )
-    runs = [load_run(d, root, _curve_tag(metric)) for d in run_dirs]
+    runs = [load_run(d, root, metric.removesuffix("_best")) for d in run_dirs]
     direction = metric_direction(metric)
-    test_metric = test_metric_for(metric)
     _label_runs(runs)
     runs.sort(
         key=lambda r: (
             r.status != "ok",
-            _sort_key(r.value(metric), direction),
+            rank_key(r.value(metric), direction),
             _natural_key(r.name),
         )
     )
-
-    groups: list[GroupRow] = []
-    by_group: dict[str, list[RunRecord]] = {}
-    for r in runs:
-        if r.status == "ok":
-            by_group.setdefault(r.group, []).append(r)
-    if any(len(v) > 1 for v in by_group.values()):
-        for g, members in by_group.items():
-            m, s = _mean_std([r.value(metric) for r in members])
-            tm, ts = _mean_std([r.value(test_metric) for r in members])
-            groups.append(GroupRow(g, members, m, s, tm, ts))
-        groups.sort(key=lambda g: _sort_key(g.mean, direction))
+    report = Report(root, metric, test_metric_for(metric), direction, runs, [], files={})
+    table = runs_table(report)
+    ok = table[table["status"] == "ok"]
+    if ok["group"].duplicated().any():  # some configuration ran with several seeds
+        cols = [report.metric, report.test_metric]
+        stats = ok.groupby("group", sort=False)[cols].agg(["mean", sample_std])
+        for g, row in stats.iterrows():
+            members = [r for r in report.ok_runs if r.group == g]
+            report.groups.append(GroupRow(str(g), members, *map(float, row)))
+        report.groups.sort(key=lambda g: rank_key(g.mean, direction))
 
     out = Path(out_dir).absolute() if out_dir else (root if root.is_dir() else root.parent)
     out.mkdir(parents=True, exist_ok=True)
-    report = Report(root, metric, test_metric, direction, runs, groups, files={})
-    report.files["csv"] = _write_csv(report, out / "report.csv")
-    if groups:
-        report.files["groups_csv"] = _write_group_csv(report, out / "report_by_config.csv")
+    report.files["csv"] = out / "report.csv"
+    table.drop(columns=["label", "group"]).to_csv(
+        report.files["csv"], index=False, float_format="%.6f"
+    )
+    if report.groups:
+        report.files["groups_csv"] = out / "report_by_config.csv"
+        groups_table(report).to_csv(report.files["groups_csv"], index=False, float_format="%.6f")
     if plots:
-        report.files.update(_plots(report, out))
+        from embedlab.report_plots import plot_report
+
+        report.files.update(plot_report(report, out))
     report.files["md"] = _write_md(report, out / "report.md")
     return report
 
 
-COLUMNS = (
-    "run",
-    "overrides",
-    "status",
-    "best_val",
-    "test",
-    "epochs",
-    "wall_seconds",
-    "num_parameters",
-)
+def runs_table(report: Report) -> pd.DataFrame:
+    """One row per run (best first, failed last): run, overrides, status, the metric, the test
+    metric, epochs, wall_seconds, num_parameters (report.csv's columns), then label, group."""
+    table = pd.DataFrame(
+        [
+            {
+                "run": r.name,
+                "overrides": r.label
+                if r.label != r.name
+                else ",".join(f"{k}={v}" for k, v in r.overrides.items()),
+                "status": r.status if r.status == "ok" else f"{r.status}: {r.error or ''}".strip(),
+                report.metric: r.value(report.metric),
+                report.test_metric: r.value(report.test_metric),
+                "epochs": r.metrics.get("epochs"),
+                "wall_seconds": r.metrics.get("wall_seconds"),
+                "num_parameters": r.metrics.get("num_parameters"),
+                "label": r.label,
+                "group": r.group,
+            }
+            for r in report.runs
+        ]
+    )
+    return table.astype({"epochs": "Int64", "num_parameters": "Int64", "wall_seconds": float})
 
 
-def _row(r: RunRecord, report: Report) -> dict[str, Any]:
-    m = r.metrics
-    return {
-        "run": r.name,
-        "overrides": r.label
-        if r.label != r.name
-        else ",".join(f"{k}={v}" for k, v in r.overrides.items()),
-        "status": r.status if r.status == "ok" else f"{r.status}: {r.error or ''}".strip(),
-        "best_val": r.value(report.metric),
-        "test": r.value(report.test_metric),
-        "epochs": m.get("epochs"),
-        "wall_seconds": m.get("wall_seconds"),
-        "num_parameters": m.get("num_parameters"),
-    }
+def groups_table(report: Report) -> pd.DataFrame:
+    """report_by_config.csv: configuration, runs, ``<metric>_{mean,std}``, ``<test>_{mean,std}``."""
+    m, t = report.metric, report.test_metric
+    return pd.DataFrame(
+        [(g.group, len(g.runs), g.mean, g.std, g.test_mean, g.test_std) for g in report.groups],
+        columns=["configuration", "runs", f"{m}_mean", f"{m}_std", f"{t}_mean", f"{t}_std"],
+    )
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None:
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
         return ""
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.{digits}f}"
-    return str(v)
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
-def _write_csv(report: Report, path: Path) -> Path:
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow([*COLUMNS[:3], report.metric, report.test_metric, *COLUMNS[5:]])
-        for r in report.runs:
-            row = _row(r, report)
-            w.writerow(
-                [
-                    _fmt(row[c], 6)
-                    if isinstance(row[c], float)
-                    else ("" if row[c] is None else row[c])
-                    for c in COLUMNS
-                ]
-            )
-    return path
+def _display_tables(report: Report) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The successful runs and the per-configuration rows as strings, for report.md and Rich."""
+    t = runs_table(report).iloc[: len(report.ok_runs)]
+    runs = pd.DataFrame(
+        {
+            "#": [str(i + 1) for i in range(len(t))],
+            "run": t["run"],
+            "overrides": t["overrides"],
+            report.metric: t[report.metric].map(_fmt),
+            report.test_metric: t[report.test_metric].map(_fmt),
+            "epochs": t["epochs"].map(_fmt),
+            "wall s": t["wall_seconds"].map(lambda v: _fmt(v, 1)),
+            "parameters": t["num_parameters"].map(_fmt),
+        }
+    )
+    groups = pd.DataFrame(
+        {
+            "configuration": [g.group for g in report.groups],
+            "runs": [str(len(g.runs)) for g in report.groups],
+            report.metric: [format_mean_std(g.mean, g.std) for g in report.groups],
+            report.test_metric: [format_mean_std(g.test_mean, g.test_std) for g in report.groups],
+        }
+    )
+    return runs, groups
 
 
-def _write_group_csv(report: Report, path: Path) -> Path:
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(
-            [
-                "configuration",
-                "runs",
-                f"{report.metric}_mean",
-                f"{report.metric}_std",
-                f"{report.test_metric}_mean",
-                f"{report.test_metric}_std",
-            ]
-        )
-        for g in report.groups:
-            w.writerow(
-                [
-                    g.group,
-                    len(g.runs),
-                    _fmt(g.mean, 6),
-                    _fmt(g.std, 6),
-                    _fmt(g.test_mean, 6),
-                    _fmt(g.test_std, 6),
-                ]
-            )
-    return path
-
-
-def _pm(mean: float, std: float) -> str:
-    return "" if math.isnan(mean) else f"{mean:.4f} ± {std:.4f}"
-
-
-def _md_cell(text: Any) -> str:
-    return str(text).replace("|", "\\|")
+def _markdown(table: pd.DataFrame, left: Sequence[str]) -> str:
+    align = ["left" if c in left else "right" for c in table.columns]
+    cells = table.map(lambda v: str(v).replace("|", "\\|"))
+    return cells.to_markdown(index=False, colalign=align, disable_numparse=True)
 
 
 def _write_md(report: Report, path: Path) -> Path:
+    runs, groups = _display_tables(report)
     lines = [
         f"# embedlab report: {report.root.name}",
         "",
         f"{len(report.runs)} runs in `{report.root}`, sorted by `{report.metric}` ({report.direction}).",
         "",
-        f"| # | run | overrides | {report.metric} | {report.test_metric} | epochs | wall s | parameters |",
-        "|---:|---|---|---:|---:|---:|---:|---:|",
+        _markdown(runs, ["run", "overrides"]) if len(runs) else "(no successful runs)",
     ]
-    for i, r in enumerate(report.ok_runs, 1):
-        row = _row(r, report)
-        lines.append(
-            f"| {i} | {_md_cell(r.name)} | {_md_cell(row['overrides'])} | {_fmt(row['best_val'])} | {_fmt(row['test'])} "
-            f"| {_fmt(row['epochs'])} | {_fmt(row['wall_seconds'], 1)} | {_fmt(row['num_parameters'])} |"
-        )
     if report.groups:
-        lines += [
-            "",
-            "## Per configuration (mean ± std over seeds)",
-            "",
-            f"| configuration | runs | {report.metric} | {report.test_metric} |",
-            "|---|---:|---:|---:|",
-        ]
-        lines += [
-            f"| {_md_cell(g.group)} | {len(g.runs)} | {_pm(g.mean, g.std)} | {_pm(g.test_mean, g.test_std)} |"
-            for g in report.groups
-        ]
+        lines += ["", "## Per configuration (mean ± std over seeds)", ""]
+        lines.append(_markdown(groups, ["configuration"]))
     if report.failed_runs:
         lines += ["", "## Failed or unfinished runs", ""]
         lines += [
-            f"- `{r.name}`: {r.status}{': ' + r.error if r.error else ''}"
-            for r in report.failed_runs
+            f"- `{r.name}`: {r.status}: {r.error or 'no metrics.json'}" for r in report.failed_runs
         ]
     for key, title in (
         ("val_curves", "Validation curves"),
@@ -389,70 +357,6 @@ def _write_md(report: Report, path: Path) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------- plots
-
-
-def _plots(report: Report, out: Path) -> dict[str, Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    files: dict[str, Path] = {}
-    ok = report.ok_runs
-    if not ok:
-        return files
-    group_names = list(dict.fromkeys(r.group for r in ok))
-    cmap = plt.get_cmap("tab10" if len(group_names) <= 10 else "tab20")
-    color = {g: cmap(i % cmap.N) for i, g in enumerate(group_names)}
-
-    curve_tag = _curve_tag(report.metric)
-    fig, ax = plt.subplots(figsize=(9, 5))
-    for r in ok:
-        if r.curve:
-            steps, values = zip(*r.curve, strict=True)
-            ax.plot(
-                steps, values, marker="o", markersize=3, lw=1.2, color=color[r.group], label=r.label
-            )
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel(curve_tag)
-    ax.set_title(f"{curve_tag} per run")
-    ax.grid(alpha=0.3)
-    if len(ok) <= 30:
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.tight_layout()
-    files["val_curves"] = out / "val_curves.png"
-    fig.savefig(files["val_curves"], dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-    # final metric per configuration: mean bar, std error bar, one dot per run (seed)
-    stats = []
-    for g in group_names:
-        vals = [r.value(report.metric) for r in ok if r.group == g]
-        mean, std = _mean_std(vals)
-        stats.append((g, mean, std, vals))
-    stats.sort(key=lambda t: _sort_key(t[1], report.direction), reverse=True)  # best on top
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(stats) + 1.5))
-    ys = range(len(stats))
-    for y, (g, mean, std, vals) in zip(ys, stats, strict=True):
-        ax.errorbar([mean], [y], xerr=[std], fmt="D", ms=7, capsize=5, color=color[g], zorder=2)
-        ax.scatter(vals, [y] * len(vals), color="black", s=10, alpha=0.7, zorder=3)
-    ax.set_yticks(list(ys), [s[0] for s in stats], fontsize=8)
-    ax.set_xlabel(f"{report.metric}: mean ± std over seeds (diamond, bar); single runs (dots)")
-    ax.set_title(f"final {report.metric} per configuration")
-    finite = [v for s in stats for v in s[3] if not math.isnan(v)]
-    if finite:
-        lo, hi = min(finite), max(finite)
-        pad = max((hi - lo) * 0.3, 0.01)
-        ax.set_xlim(lo - pad, hi + pad)
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    files["final_metric"] = out / "final_metric.png"
-    fig.savefig(files["final_metric"], dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return files
-
-
 # --------------------------------------------------------------------------- console
 
 
@@ -461,36 +365,20 @@ def print_report(report: Report) -> None:
     from rich.table import Table
 
     console = Console() if sys.stdout.isatty() else Console(width=160)  # files/pipes: no folding
-    table = Table(title=f"{report.root.name}: sorted by {report.metric} ({report.direction})")
-    for col, justify in (
-        ("#", "right"),
-        ("run", "left"),
-        (report.metric, "right"),
-        (report.test_metric, "right"),
-        ("epochs", "right"),
-        ("wall s", "right"),
-        ("params", "right"),
-    ):
-        table.add_column(col, justify=justify, overflow="fold")
-    for i, r in enumerate(report.ok_runs, 1):
-        row = _row(r, report)
-        table.add_row(
-            str(i),
-            r.label or r.name,
-            _fmt(row["best_val"]),
-            _fmt(row["test"]),
-            _fmt(row["epochs"]),
-            _fmt(row["wall_seconds"], 1),
-            _fmt(row["num_parameters"]),
-        )
-    console.print(table)
-    if report.groups:
-        gt = Table(title="per configuration: mean ± std over seeds")
-        for col in ("configuration", "runs", report.metric, report.test_metric):
-            gt.add_column(col)
-        for g in report.groups:
-            gt.add_row(g.group, str(len(g.runs)), _pm(g.mean, g.std), _pm(g.test_mean, g.test_std))
-        console.print(gt)
+    runs, groups = _display_tables(report)
+    runs = runs.drop(columns=["run"]).rename(columns={"overrides": "run"})
+    runs["run"] = [r.label or r.name for r in report.ok_runs]
+    titles = [f"{report.root.name}: sorted by {report.metric} ({report.direction})"]
+    titles.append("per configuration: mean ± std over seeds")
+    for frame, title in zip((runs, groups), titles, strict=True):
+        if len(frame):
+            table = Table(title=title)
+            for col in frame.columns:
+                left = col in ("run", "configuration")
+                table.add_column(col, justify="left" if left else "right", overflow="fold")
+            for row in frame.itertuples(index=False):
+                table.add_row(*row)
+            console.print(table)
     for r in report.failed_runs:
         console.print(f"[red]{r.status}[/red] {r.name}: {r.error or 'no metrics.json'}")
     for f in report.files.values():
@@ -501,14 +389,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (``embedlab-report``)."""
     parser = argparse.ArgumentParser(prog="embedlab-report", description=__doc__.split("\n\n")[0])
     parser.add_argument("path", help="a run folder or a sweep folder (searched recursively)")
-    parser.add_argument(
-        "--metric",
-        default=None,
-        help="sort and plot by this metric (default: the runs' optimized_metric)",
-    )
-    parser.add_argument(
-        "--out", default=None, help="where to write report.md/.csv and plots (default: PATH)"
-    )
+    parser.add_argument("--metric", help="sort and plot by this metric (default: optimized_metric)")
+    parser.add_argument("--out", help="where to write report.md/.csv and plots (default: PATH)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     args = parser.parse_args(argv)
     try:

@@ -50,7 +50,7 @@ def safe_name(text: str, max_len: int = MAX_NAME) -> str:
 SWEPT_KEYS_ENV = "EMBEDLAB_SWEPT_KEYS"
 
 
-def _override_items(overrides: Any) -> list[tuple[str, str]]:
+def override_items(overrides: Any) -> list[tuple[str, str]]:
     """``[(key, value), ...]`` of Hydra override strings, as ``override_dirname`` spells them."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -68,21 +68,27 @@ def swept_keys(overrides: Any, sweeper_params: Any = None) -> list[str]:
     return sorted(set(keys))
 
 
-def job_dir_name(num: Any, overrides: Any, exclude_keys: Any = ()) -> str:
-    """``<num>_<key=value,...>``: the job number, then what this job sets (sorted, sanitized).
+def job_overrides(overrides: Any, exclude_keys: Any = ()) -> list[tuple[str, str]]:
+    """``[(key, value), ...]`` of the overrides that say what this job varies.
 
     In a sweep whose swept keys are known (``EMBEDLAB_SWEPT_KEYS``, set by
-    :class:`SweepSummary` when the multirun starts) only those keys are named, so constant
-    overrides such as ``data=trec`` do not clutter every name; otherwise every override not in
-    ``exclude_keys`` is (Hydra's ``override_dirname``).
+    :class:`SweepSummary` when the multirun starts) only those keys, so constant overrides such
+    as ``data=trec`` are left out; otherwise every override not in ``exclude_keys``.
     """
-    items = _override_items(overrides or [])
     excluded = {str(k) for k in exclude_keys or ()}
     swept = os.environ.get(SWEPT_KEYS_ENV)
     keep = set(swept.split(",")) if swept else None
-    parts = sorted(
-        f"{k}={v}" for k, v in items if k not in excluded and (keep is None or k in keep)
-    )
+    return [
+        (k, v)
+        for k, v in override_items(overrides or [])
+        if k not in excluded and (keep is None or k in keep)
+    ]
+
+
+def job_dir_name(num: Any, overrides: Any, exclude_keys: Any = ()) -> str:
+    """``<num>_<key=value,...>``: the job number, then what this job varies (:func:`job_overrides`,
+    sorted, sanitized); outside a sweep, Hydra's ``override_dirname``."""
+    parts = sorted(f"{k}={v}" for k, v in job_overrides(overrides, exclude_keys))
     name = safe_name(",".join(parts))
     return f"{num}_{name}" if name else str(num)
 

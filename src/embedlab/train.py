@@ -87,12 +87,13 @@ def _scalar(value: Any) -> Any:
         return value
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
     """Train (and test) one run described by ``cfg``; return its metrics.
 
     Validates the whole config first (nothing is read before that), then fits, tests the
     best checkpoint, writes ``metrics.json``, TensorBoard hparams and the config text into
-    ``cfg.paths.output_dir``, and prints a short summary.
+    ``cfg.paths.output_dir``, and prints a short summary. ``overrides``: Hydra's task overrides
+    (what the run varies), the first columns of the HPARAMS table.
     """
     from embedlab import resume
 
@@ -108,8 +109,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     _quiet_duplicate_handlers()
     from embedlab.callbacks import CALLBACKS
-    from embedlab.logging import log_config_text, log_embedding_report, log_hparams
     from embedlab.tasks import TASKS
+    from embedlab.tensorboard import log_config_text, log_embedding_report, log_hparams
 
     output_dir = Path(cfg.paths.output_dir).absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -202,7 +203,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                     for k, v in metrics.items()
                     if isinstance(v, float) and k.startswith(("val/", "test/"))
                 }
-                log_hparams(writer, to_flat_dict(cfg), final)
+                log_hparams(writer, to_flat_dict(cfg), final, overrides or ())
             if cfg.logger.log_config_text:
                 log_config_text(writer, OmegaConf.to_yaml(cfg, resolve=True))
             if embedding_report:
@@ -262,7 +263,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
         print_config_tree(cfg)
     try:
-        metrics = train(cfg)
+        metrics = train(cfg, list(hydra_cfg.overrides.task))
     except Exception as exc:
         if not multirun:
             raise

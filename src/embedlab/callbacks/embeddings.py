@@ -18,7 +18,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from embedlab.logging.embeddings import (
+from embedlab.tensorboard.embeddings import (
     embedding_drift,
     grad_row_norms,
     log_drift,

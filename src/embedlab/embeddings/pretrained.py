@@ -37,11 +37,11 @@ def _pretrained_problems(cfg: Any) -> list[str]:
     pre = cfg.pretrained
     problems: list[str] = []
     if pre.format is not None:
-        from embedlab.embeddings.vectors.formats import FORMATS
+        from embedlab.embeddings.vectors.formats import VECTOR_FORMATS
 
-        if pre.format not in FORMATS:
+        if pre.format not in VECTOR_FORMATS:
             problems.append(
-                f"pretrained.format: {pre.format!r} is not a valid choice; choose one of {list(FORMATS)}"
+                f"pretrained.format: {pre.format!r} is not a valid choice; choose one of {list(VECTOR_FORMATS)}"
             )
     if (
         not pre.restrict_to_vocab

@@ -18,7 +18,7 @@ from embedlab.embeddings.vectors.formats import ReadResult, read_vectors
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when the aligned-matrix layout or the alignment rules change
+VECTOR_CACHE_VERSION = 1  # bump when the aligned-matrix layout or the alignment rules change
 
 
 def wanted_keys(vocab: Sequence[str], lowercase_fallback: bool) -> set[bytes]:
@@ -74,10 +74,12 @@ def file_identity(path: str | Path) -> dict[str, Any]:
     return {"path": str(Path(path).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def cache_key(identity: dict[str, Any], vocab: Sequence[str], options: dict[str, Any]) -> str:
+def vector_cache_key(
+    identity: dict[str, Any], vocab: Sequence[str], options: dict[str, Any]
+) -> str:
     vocab_hash = hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()
     blob = json.dumps(
-        {"v": CACHE_VERSION, "file": identity, "vocab": vocab_hash, "options": options},
+        {"v": VECTOR_CACHE_VERSION, "file": identity, "vocab": vocab_hash, "options": options},
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
@@ -106,7 +108,7 @@ def load_aligned(
         identity["vocab_file"] = file_identity(vocab_path)
     cache_file = None
     if cache_dir is not None:
-        key = cache_key(identity, vocab, options)
+        key = vector_cache_key(identity, vocab, options)
         cache_file = Path(cache_dir) / "vectors" / f"{Path(path).name}-{key}.pt"
         if cache_file.is_file():
             try:

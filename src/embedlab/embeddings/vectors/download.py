@@ -1,27 +1,22 @@
-"""Fetch a known vector file into the cache: progress bar, verification, safe extraction.
+"""Fetch a known vector file into the cache with :func:`pooch.retrieve` (progress bar, sha256
+check, zip member / gzip extraction).
 
 Only called when the file is missing from the cache and ``pretrained.download`` is true.
-Every failure (no network, HTTP error, bad checksum, corrupt archive) raises a
-:class:`~embedlab.errors.DataError` that names the file and where to put it by hand.
-Archives are extracted member by member; a member whose path would leave the cache folder
-(absolute, ``..``, a link) is refused.
+Every failure (no network, HTTP error, bad checksum, corrupt archive, missing member) raises a
+:class:`~embedlab.errors.DataError` that names the URL and where to put the file by hand. Only
+the asked-for zip member is extracted (``zipfile`` also strips ``..`` and absolute paths).
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import logging
-import os
 import shutil
-import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from embedlab.errors import DataError
-
-log = logging.getLogger(__name__)
 
 _GLOVE_ZIPS = {
     "6B": "glove.6B.zip",
@@ -59,91 +54,56 @@ def fasttext_urls(name: str) -> list[str]:
     return []
 
 
-def _progress(total: int | None, desc: str):  # type: ignore[no-untyped-def]
-    from tqdm.auto import tqdm
+def _copy_local(url: str, output_file: str, pooch: Any, check_only: bool = False) -> bool | None:
+    """A pooch downloader for ``file://`` URLs, which pooch does not handle (tests, local mirrors)."""
+    src = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+    if check_only:
+        return src.is_file()
+    shutil.copyfile(src, output_file)
+    return None
 
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, leave=False)
+
+def _archive_name(url: str) -> str:
+    return url.rsplit("/", 1)[-1].split("?", 1)[0]
 
 
-def download(url: str, dest: Path, sha256: str | None = None, timeout: float = 30.0) -> Path:
-    """Stream ``url`` into ``dest`` (via ``dest.part``), check length and ``sha256``."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    digest = hashlib.sha256()
+def fetch(url: str, root: Path, filename: str, sha256: str | None = None) -> Path:
+    """``root/filename`` from ``url``: the file itself, a ``.gz`` of it, or a zip holding it.
+
+    The download (``root/<last part of the url>``) is checked against ``sha256`` when given and
+    left there (:func:`ensure_file` keeps a GloVe zip: its other dims need no new download).
+    """
+    import pooch
+
+    archive = _archive_name(url)
+    # pooch extracts in place; under a .part name, an interrupted run leaves no half file behind
+    part = root / f"{filename}.part"
+    if archive == filename:
+        processor = None
+    elif archive.endswith(".gz"):
+        processor = pooch.Decompress(name=part.name)
+    else:
+        processor = pooch.Unzip(members=[filename], extract_dir=part.name)
+    downloader = _copy_local if url.startswith("file:") else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, open(part, "wb") as out:
-            length = resp.headers.get("Content-Length")
-            total = int(length) if length else None
-            done = 0
-            with _progress(total, dest.name) as bar:
-                while chunk := resp.read(1 << 20):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-                    bar.update(len(chunk))
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        part.unlink(missing_ok=True)
-        raise DataError(f"download of {url} failed: {exc}", str(dest)) from exc
-    if total is not None and done != total:
-        part.unlink(missing_ok=True)
-        raise DataError(f"download of {url} truncated: {done} of {total} bytes", str(dest))
-    if sha256 and digest.hexdigest() != sha256.lower():
-        part.unlink(missing_ok=True)
-        raise DataError(f"sha256 of {url} is {digest.hexdigest()}, expected {sha256}", str(dest))
-    os.replace(part, dest)
-    return dest
-
-
-def _inside(root: Path, member: str) -> Path:
-    target = (root / member).resolve()
-    if (
-        member.startswith(("/", "\\"))
-        or ".." in Path(member).parts
-        or not target.is_relative_to(root.resolve())
-    ):
-        raise DataError(
-            f"archive member {member!r} would be written outside {root}; refusing to extract"
-        )
-    return target
-
-
-def extract(archive: Path, root: Path, members: list[str] | None = None) -> list[Path]:
-    """Extract ``members`` (default: all) of a zip or a ``.gz`` into ``root``, safely."""
-    out: list[Path] = []
-    if archive.name.endswith(".gz"):
-        target = _inside(root, archive.name[: -len(".gz")])
-        try:
-            with (
-                gzip.open(archive, "rb") as src,
-                open(target.with_name(target.name + ".part"), "wb") as dst,
-            ):
-                shutil.copyfileobj(src, dst, 1 << 20)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"corrupt gzip archive: {exc}", str(archive)) from exc
-        os.replace(target.with_name(target.name + ".part"), target)
-        return [target]
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            bad = zf.testzip()
-            if bad is not None:
-                raise DataError(f"CRC error in member {bad!r}", str(archive))
-            for info in zf.infolist():
-                if info.is_dir() or (members is not None and info.filename not in members):
-                    continue
-                mode = info.external_attr >> 16
-                if (mode & 0o170000) == 0o120000:  # a symlink member
-                    raise DataError(
-                        f"archive member {info.filename!r} is a link; refusing to extract",
-                        str(archive),
-                    )
-                target = _inside(root, info.filename)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-                out.append(target)
+        pooch.retrieve(url, sha256, archive, root, processor, downloader, progressbar=True)
+    except ValueError as exc:  # pooch: hash mismatch, unknown protocol
+        what = "sha256 mismatch" if "hash" in str(exc) else "failed"
+        raise DataError(f"download of {url}: {what}: {' '.join(str(exc).split())}") from exc
     except zipfile.BadZipFile as exc:
-        raise DataError(f"not a valid zip archive: {exc}", str(archive)) from exc
-    return out
+        raise DataError(f"{url} is not a valid zip archive ({exc})") from exc
+    except (OSError, EOFError) as exc:  # requests' errors are OSErrors; EOFError: truncated gzip
+        raise DataError(f"download of {url} failed: {exc}") from exc
+    if part.is_file():
+        part.replace(root / filename)
+    elif part.is_dir():
+        found = (part / filename).is_file()
+        if found:
+            (part / filename).replace(root / filename)
+        shutil.rmtree(part)
+        if not found:
+            raise DataError(f"{url}: archive has no member {filename!r}")
+    return root / filename
 
 
 def ensure_file(
@@ -159,11 +119,11 @@ def ensure_file(
     Raises a DataError saying which file to put where when it is missing and cannot be
     fetched (``download: false``, no known URL, or every URL failed).
     """
-    root = Path(cache_dir)
+    root = Path(cache_dir).absolute()
     target = root / filename
     if target.is_file():
         return target
-    hint = f"put {filename} into {root.absolute()} (pretrained.cache_dir, or EMBEDLAB_VECTOR_CACHE)"
+    hint = f"put {filename} into {root} (pretrained.cache_dir, or EMBEDLAB_VECTOR_CACHE)"
     if not urls:
         raise DataError(f"vector file not found and no download URL is known; {hint}", str(target))
     if not allow_download:
@@ -173,20 +133,12 @@ def ensure_file(
         )
     errors = []
     for url in urls:
-        archive_name = url.rsplit("/", 1)[-1].split("?", 1)[0]
-        archive = root / archive_name
+        archive = root / _archive_name(url)
         try:
-            if archive_name == filename:  # a plain file, no archive
-                return download(url, target, sha256)
-            if not archive.is_file():
-                log.info("downloading %s -> %s", url, archive)
-                download(url, archive, sha256)
-            extract(archive, root, None if archive_name.endswith(".gz") else [filename])
-            if not keep_archive:
-                archive.unlink(missing_ok=True)
-            if target.is_file():
-                return target
-            errors.append(f"{url}: archive has no member {filename!r}")
+            return fetch(url, root, filename, sha256)
         except DataError as exc:
             errors.append(str(exc))
+        finally:
+            if archive != target and not keep_archive:
+                archive.unlink(missing_ok=True)
     raise DataError(f"could not fetch the vectors ({'; '.join(errors)}); {hint}", str(target))

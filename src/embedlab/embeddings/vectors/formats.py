@@ -22,7 +22,7 @@ import numpy as np
 
 from embedlab.errors import DataError
 
-FORMATS = ("text", "word2vec_bin", "fasttext", "pt", "npy")
+VECTOR_FORMATS = ("text", "word2vec_bin", "fasttext", "pt", "npy")
 
 
 @dataclass
@@ -51,12 +51,12 @@ class ReadResult:
         return out
 
 
-def detect_format(path: str | Path, fmt: str | None = None) -> str:
+def detect_vector_format(path: str | Path, fmt: str | None = None) -> str:
     """The file's format: ``fmt`` if given, else from the extension (``.bin`` = word2vec binary)."""
     if fmt:
-        if fmt not in FORMATS:
+        if fmt not in VECTOR_FORMATS:
             raise DataError(
-                f"unknown vector format {fmt!r}; choose one of {list(FORMATS)}", str(path)
+                f"unknown vector format {fmt!r}; choose one of {list(VECTOR_FORMATS)}", str(path)
             )
         return fmt
     name = str(path).lower()
@@ -222,11 +222,6 @@ def read_text(
     return ReadResult(col.vectors, col.top_words, dim, row, col.counts)
 
 
-def _chain(first: bytes, rest):  # type: ignore[no-untyped-def]
-    yield first
-    yield from rest
-
-
 def read_word2vec_binary(
     path: str | Path, wanted: Container[bytes], top_k: int = 0, on_bad_rows: str = "error"
 ) -> ReadResult:
@@ -324,8 +319,8 @@ def read_vectors(
     on_bad_rows: str = "error",
     vocab_path: str | Path | None = None,
 ) -> ReadResult:
-    """Dispatch on the format (see :func:`detect_format`)."""
-    fmt = detect_format(path, fmt)
+    """Dispatch on the format (see :func:`detect_vector_format`)."""
+    fmt = detect_vector_format(path, fmt)
     if not Path(path).is_file():
         raise DataError("vector file not found", str(path))
     if fmt == "word2vec_bin":

@@ -1,5 +1,0 @@
-"""TensorBoard helpers: hparams with real final metrics, the config as text, embedding coverage."""
-
-from embedlab.logging.tensorboard import log_config_text, log_embedding_report, log_hparams
-
-__all__ = ["log_config_text", "log_embedding_report", "log_hparams"]
