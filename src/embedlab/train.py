@@ -110,7 +110,12 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     _quiet_duplicate_handlers()
     from embedlab.callbacks import CALLBACKS
     from embedlab.tasks import TASKS
-    from embedlab.tensorboard import log_config_text, log_embedding_report, log_hparams
+    from embedlab.tensorboard import (
+        log_config_text,
+        log_embedding_report,
+        log_hparams,
+        writer_of,
+    )
 
     output_dir = Path(cfg.paths.output_dir).absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -194,9 +199,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
         (output_dir / "metrics.json").write_text(
             json.dumps(metrics, indent=2, sort_keys=True) + "\n"
         )
-        tb = next((lg for lg in loggers if lg.__class__.__name__ == "TensorBoardLogger"), None)
-        if tb is not None:
-            writer = tb.experiment
+        writer = writer_of(loggers)
+        if writer is not None:
             if cfg.logger.log_hparams:
                 final = {
                     k: v

@@ -18,6 +18,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from embedlab.tensorboard import writer_of
 from embedlab.tensorboard.embeddings import (
     embedding_drift,
     grad_row_norms,
@@ -28,15 +29,6 @@ from embedlab.tensorboard.embeddings import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def _writer(trainer: L.Trainer) -> Any | None:
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    for lg in trainer.loggers:
-        if isinstance(lg, TensorBoardLogger):
-            return lg.experiment
-    return None
 
 
 def _weight(pl_module: L.LightningModule) -> torch.nn.Parameter | None:
@@ -65,7 +57,7 @@ class _EmbeddingCallback(L.Callback):
     def _ready(self, trainer: L.Trainer, pl_module: L.LightningModule) -> bool:
         ok = (
             trainer.is_global_zero
-            and _writer(trainer) is not None
+            and writer_of(trainer.loggers) is not None
             and _weight(pl_module) is not None
         )
         if not ok and not self._warned and trainer.is_global_zero:
@@ -102,7 +94,9 @@ class EmbeddingProjector(_EmbeddingCallback):
         vocab, counts, specials, weight = inputs
         ids = top_words(counts[: weight.shape[0]], vocab, self.top_n, skip=specials)
         if ids.numel() > 0:
-            log_projector(_writer(trainer), weight, ids, vocab, counts, tag, trainer.global_step)
+            log_projector(
+                writer_of(trainer.loggers), weight, ids, vocab, counts, tag, trainer.global_step
+            )
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.at_start:
@@ -142,7 +136,7 @@ class EmbeddingDrift(_EmbeddingCallback):
                 "EmbeddingDrift: no word has a non-zero vector before and after training; nothing logged"
             )
             return
-        log_drift(_writer(trainer), drift, vocab, counts, self.top_k, trainer.global_step)
+        log_drift(writer_of(trainer.loggers), drift, vocab, counts, self.top_k, trainer.global_step)
 
 
 class EmbeddingHistograms(_EmbeddingCallback):
@@ -166,7 +160,7 @@ class EmbeddingHistograms(_EmbeddingCallback):
         ):
             return
         self._last_step = step
-        writer, weight = _writer(trainer), _weight(pl_module)
+        writer, weight = writer_of(trainer.loggers), _weight(pl_module)
         if self.row_norms:
             writer.add_histogram("embedding/row_norm", row_norms(weight), step)
         if self.grad_norms and weight.grad is not None:

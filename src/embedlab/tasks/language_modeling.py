@@ -163,15 +163,14 @@ class LanguageModelingTask(EmbeddingTask):
     def _log_samples(self) -> None:
         if not self.trainer.is_global_zero:
             return
-        writers = [
-            lg.experiment for lg in self.loggers if lg.__class__.__name__ == "TensorBoardLogger"
-        ]
-        if not writers:
+        from embedlab.tensorboard import writer_of
+
+        writer = writer_of(self.loggers)
+        if writer is None:
             return
         texts = self.samples()
         if texts:
             g = self.generate_cfg
             head = f"temperature {g.temperature}, top_k {g.top_k}, seed {g.seed}, epoch {self.current_epoch}\n\n"
             body = "\n\n".join(f"{i + 1}. {t}" for i, t in enumerate(texts))
-            for w in writers:
-                w.add_text("samples", head + body, self.global_step)
+            writer.add_text("samples", head + body, self.global_step)
