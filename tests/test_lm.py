@@ -94,6 +94,8 @@ def test_text_files_source(tmp_path):
     cfg.val, cfg.train = None, "bad.txt"
     with pytest.raises(DataError, match=r"bad\.txt:2"):
         load_text_files(cfg, None)
+    cfg.on_bad_rows = "skip"  # the same reader and policy as data=files: drop and count
+    assert load_text_files(cfg, None).splits["train"].texts == ["ok"]
 
 
 def _perplexity(model: nn.Module, loader) -> float:
