@@ -306,6 +306,21 @@ def apply_model_defaults(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+def _run_problems(cfg: DictConfig) -> list[str]:
+    """What the run as a whole would do wrong silently (nothing trained, reported as a result)."""
+    problems = []
+    if cfg.train and cfg.trainer.max_epochs == 0:
+        problems.append(
+            "trainer.max_epochs: 0 trains nothing and would report an untrained model; set it >= 1 "
+            "(or train=false ckpt_path=... to test a checkpoint)"
+        )
+    if not cfg.train and cfg.test and not cfg.ckpt_path and not cfg.get("resume"):
+        problems.append(
+            "train: false tests the checkpoint in ckpt_path, and none is given; set ckpt_path=PATH"
+        )
+    return problems
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Check the whole composed config; raise one ConfigError listing every problem.
 
@@ -327,6 +342,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     for group, schema in GROUP_SCHEMAS.items():
         problems += schema_problems(group, cfg[group], schema)
     if not problems:  # the registries' checks read typed values
+        problems += _run_problems(cfg)
         for registry in registries():
             problems += registry.problems(cfg)
     if problems:

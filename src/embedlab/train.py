@@ -118,6 +118,15 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     )
 
     output_dir = Path(cfg.paths.output_dir).absolute()
+    if (output_dir / "metrics.json").is_file() and not cfg.ckpt_path:
+        from embedlab.errors import ConfigError
+
+        raise ConfigError(
+            [
+                f"paths.output_dir: {output_dir} already holds a finished run (metrics.json); "
+                "give this run another hydra.run.dir, or resume=auto to keep that one"
+            ]
+        )
     output_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     _limit_blas_threads()
@@ -148,7 +157,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     )
 
     if cfg.train:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        # checkpoints are unpickled with weights_only (read_checkpoint vetted ckpt_path above)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     fit_metrics = {k: _scalar(v) for k, v in trainer.callback_metrics.items()}
     # read before testing: trainer.test(ckpt_path="best") restores the callbacks' state from the
     # best checkpoint, saved mid-epoch, which would undo the throughput counts
@@ -168,7 +178,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
         test_ckpt = best_path if cfg.train else None
         if cfg.trainer.fast_dev_run:
             test_ckpt = None
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)
+        results = trainer.test(
+            module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False, weights_only=True
+        )
         test_metrics = {k: _scalar(v) for k, v in (results[0] if results else {}).items()}
 
     embedding_report = getattr(module, "embedding_report", None) or {}
@@ -249,7 +261,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     """
     from hydra.core.hydra_config import HydraConfig
 
-    from embedlab.errors import ConfigError
+    from embedlab.errors import ConfigError, EmbedlabError
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode.name == "MULTIRUN"
@@ -268,6 +280,15 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         print_config_tree(cfg)
     try:
         metrics = train(cfg, list(hydra_cfg.overrides.task))
+    except EmbedlabError as exc:  # bad data, vectors, checkpoint or config: one line, exit 2
+        if multirun:
+            log.error("job %s: %s", hydra_cfg.job.num, exc)
+            sweep.record_failure(hydra_cfg.runtime.output_dir, exc, list(hydra_cfg.overrides.task))
+            return None
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        sys.stderr.write(f"embedlab-train: {exc}\n")
+        raise SystemExit(2) from None
     except Exception as exc:
         if not multirun:
             raise

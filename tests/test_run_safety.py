@@ -1,0 +1,113 @@
+"""Runs that would silently lose or fake results are refused: one line, exit code 2."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from embedlab.config import validate
+from embedlab.errors import ConfigError
+from embedlab.train import train
+
+QUIET = ["print_config=false", "trainer.enable_progress_bar=false", "callbacks=none"]
+TINY = [*QUIET, "data.num_train=300", "data.num_val=60", "data.num_test=60", "trainer.max_epochs=1"]
+
+
+def _cli(
+    tmp: Path, *args: str, run_dir: Path | None = None, base: list[str] = TINY
+) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "embedlab.train", *base, f"paths.root_dir={tmp}", *args]
+    if run_dir is not None:
+        cmd.append(f"hydra.run.dir={run_dir}")
+    env = {**os.environ, "EMBEDLAB_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def _one_line_exit_2(proc: subprocess.CompletedProcess, fragment: str) -> None:
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert fragment in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_zero_epochs_and_testing_nothing_are_config_errors(make_cfg):
+    with pytest.raises(ConfigError, match="trains nothing"):
+        validate(make_cfg("trainer.max_epochs=0"))
+    with pytest.raises(ConfigError, match="set ckpt_path=PATH"):
+        validate(make_cfg("train=false"))
+
+
+def test_runs_started_together_keep_their_own_folders(tmp_path):
+    cmd = [sys.executable, "-m", "embedlab.train", *TINY, f"paths.root_dir={tmp_path}"]
+    env = {**os.environ, "EMBEDLAB_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    runs = sorted((tmp_path / "outputs" / "train" / "runs").iterdir())
+    assert len(runs) == 2
+    for run in runs:
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["output_dir"] == str(run)
+
+
+def test_a_finished_run_folder_is_never_overwritten(tmp_path):
+    run = tmp_path / "fixed"
+    assert _cli(tmp_path, run_dir=run).returncode == 0
+    before = (run / "metrics.json").read_bytes()
+    proc = _cli(tmp_path, "seed=7", run_dir=run)
+    _one_line_exit_2(proc, "already holds a finished run")
+    assert (run / "metrics.json").read_bytes() == before
+
+
+def test_remote_and_broken_checkpoints_are_refused_before_any_unpickling(tmp_path):
+    requests: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/x.ckpt"
+    try:
+        for extra in (["train=false"], []):
+            proc = _cli(tmp_path, f"ckpt_path={url}", *extra, run_dir=tmp_path / f"r{len(extra)}")
+            _one_line_exit_2(proc, "only local checkpoint files can be loaded")
+    finally:
+        server.shutdown()
+    assert requests == []  # nothing was even downloaded
+
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(b"PK\x03\x04 truncated")
+    proc = _cli(tmp_path, "train=false", f"ckpt_path={broken}", run_dir=tmp_path / "r2")
+    _one_line_exit_2(proc, f"{broken}: not a readable checkpoint")
+    assert not (tmp_path / "r2" / "metrics.json").exists()
+
+
+def test_bad_data_is_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("label\ttext\npos\tgood film\nneg\n")
+    proc = _cli(tmp_path, "data=files", f"data.train={bad}", run_dir=tmp_path / "run", base=QUIET)
+    _one_line_exit_2(proc, f"{bad}:3")
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_train_refuses_a_finished_folder_in_process_too(make_cfg):
+    cfg = make_cfg("trainer.max_epochs=1")
+    train(validate(cfg.copy()))
+    with pytest.raises(ConfigError, match="already holds a finished run"):
+        train(cfg.copy())
