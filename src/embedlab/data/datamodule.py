@@ -249,6 +249,13 @@ class ClassificationDataModule(TextDataModule):
 
     def _check_labels(self) -> None:
         n = self.num_classes
+        if n < 2 and self.restored is None:
+            assert self.dataset is not None
+            where = self.dataset.info.get("name", self.data_cfg.source)
+            raise DataError(
+                f"the training split of {where!r} has a single class ({self.label_names}); "
+                "classification needs at least two"
+            )
         for name, split in self.encoded.items():
             if split.labels is None:
                 raise DataError(

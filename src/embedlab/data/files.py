@@ -161,6 +161,9 @@ def read_delimited(
 ) -> Iterator[Row]:
     """CSV/TSV rows; TSV is read with quoting off (texts may begin with a double quote)."""
     delim = delimiter or ("\t" if fmt == "tsv" else ",")
+    # the csv module refuses fields over 128 KiB; texts of any length are checked in
+    # read_rows against data.max_text_chars, the same for every format
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     quote = quoting if quoting is not None else fmt == "csv"
     lines = _decoded_lines(path, encoding, bad)
     current = [0]
@@ -172,6 +175,7 @@ def read_delimited(
 
     kwargs: dict[str, Any] = {"delimiter": delim}
     kwargs["quoting"] = csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE
+    kwargs["strict"] = quote  # a quote left open to the end of the file is an error, not a row
     if not quote:
         kwargs["quotechar"] = None
     reader = csv.reader(feed(), **kwargs)
@@ -179,14 +183,21 @@ def read_delimited(
     n_fields: int | None = None
     text_idx = label_idx = None
     while True:
+        start = current[0] + 1  # the record's first line (a quoted field may span lines)
         try:
             fields = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            bad("unparsable row", str(exc), path, current[0])
+            where = f" (a quote opened on line {start} is never closed?)" if quote else ""
+            bad("unparsable row", f"{exc}{where}", path, start)
             continue
         line = current[0]
+        spans = (
+            f"; a quote opened on line {start} runs to line {line}: unclosed?"
+            if line > start
+            else ""
+        )
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue  # blank line
         if header and names is None:
@@ -217,7 +228,8 @@ def read_delimited(
                 continue
             n_fields = len(fields)
         if len(fields) != n_fields:
-            bad("wrong number of fields", f"expected {n_fields}, got {len(fields)}", path, line)
+            detail = f"expected {n_fields}, got {len(fields)}{spans}"
+            bad("wrong number of fields", detail, path, start if spans else line)
             continue
         yield Row(line, fields[text_idx], None if label_idx is None else fields[label_idx].strip())
 
@@ -301,9 +313,18 @@ def read_rows(path: Path, cfg: Any, bad: BadRows) -> tuple[str, list[Row]]:
     else:
         rows = read_text(path, cfg.encoding, bad)
     out = []
+    limit = cfg.get("max_text_chars") if hasattr(cfg, "get") else None
     for row in rows:
         if not row.text.strip():
             bad("empty text", "the text field is empty", path, row.line)
+            continue
+        if limit is not None and len(row.text) > limit:
+            bad(
+                "text too long",
+                f"{len(row.text):,} characters > data.max_text_chars={limit:,}",
+                path,
+                row.line,
+            )
             continue
         if row.label is not None and row.label == "":
             bad("empty label", "the label field is empty", path, row.line)
@@ -335,10 +356,20 @@ class LabelEncoder:
             raise DataError(f"label names must be unique, got {self.names}")
 
     @classmethod
-    def fit(cls, labels: list[str], names: list[str] | None = None) -> LabelEncoder:
+    def fit(
+        cls, labels: list[str], names: list[str] | None = None, where: str | None = None
+    ) -> LabelEncoder:
         if names:
             return cls(list(names))
         distinct = set(labels)
+        ints = sorted((x for x in distinct if _is_int(x)), key=int)
+        if ints and len(ints) < len(distinct):  # "0", "1", "neg", "pos": 4 classes, silently
+            others = sorted(distinct - set(ints))
+            raise DataError(
+                f"the label column mixes integer ids {ints[:5]} and names {others[:5]}; use one "
+                f"kind, or set data.label_names=[...] so that the integers index the names",
+                where,
+            )
         if distinct and all(_is_int(x) for x in distinct):
             return cls(sorted(distinct, key=int))
         return cls(sorted(distinct))

@@ -138,6 +138,7 @@ class FilesDataConfig(DataCommon):
     encoding: str = "utf-8"  # bytes that do not decode are bad rows
     label_names: list[str] | None = None  # id order of the labels (None: sorted train labels)
     name: str | None = None  # dataset name for logs and tables (None: the train file's stem)
+    max_text_chars: int = 10_000_000  # a longer text is a bad row (any format)
 
 
 @dataclass
@@ -326,7 +327,9 @@ def load_files(cfg: Any, paths: Any) -> TextDataset:
         else:
             if encoder is None:
                 encoder = LabelEncoder.fit(
-                    [r.label for r in rows], list(cfg.label_names) if cfg.label_names else None
+                    [r.label for r in rows],
+                    list(cfg.label_names) if cfg.label_names else None,
+                    where=str(path),
                 )
             rows, labels = encode_labels(rows, encoder, path, bad, name)
         if not rows:

@@ -14,6 +14,8 @@ dropped and counted with ``"skip"``; a word seen twice keeps its first vector an
 from __future__ import annotations
 
 import io
+import itertools
+from collections import Counter
 from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,8 +185,13 @@ def read_text(
             first = f.readline()
         if not first.strip():
             raise DataError("no vectors in the file", str(path))
-        if dim < 0:  # GloVe: the first row fixes the dimension
-            dim = len(first.partition(b" ")[2].split())
+        sample = [first]  # the first rows, to tell the dimension without a header
+        while len(sample) < 10 and (line := f.readline()):
+            sample.append(line)
+        if dim < 0:  # GloVe: the dimension most of the first rows have (a ragged row is bad)
+            sizes = Counter(len(s.partition(b" ")[2].split()) for s in sample if s.strip())
+            dim = sizes.most_common(1)[0][0]
+        rows = itertools.chain(sample[1:], f)
         hits: list[tuple[bytes, bytes, int]] = []  # (word, values, row): parsed after the scan
         append = hits.append
         wanted_ = col.wanted
@@ -193,12 +200,12 @@ def read_text(
             append((word, rest, 0))
         last = 0
         if top_k > 0:  # extending: also keep the first top_k rows
-            for last, line in enumerate(f, start=1):
+            for last, line in enumerate(rows, start=1):
                 word, _, rest = line.partition(b" ")
                 if word in wanted_ or last < top_k:
                     append((word, rest, last))
         else:  # the hot loop: a split and a set lookup per line, nothing else
-            for last, line in enumerate(f, start=1):
+            for last, line in enumerate(rows, start=1):
                 word, _, rest = line.partition(b" ")
                 if word in wanted_:
                     append((word, rest, last))
