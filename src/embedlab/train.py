@@ -142,7 +142,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     embedding_report = getattr(module, "embedding_report", None) or {}
     metrics: dict[str, Any] = {
         **{f"embedding/{k}": v for k, v in embedding_report.items() if k.startswith("coverage")},
-        **{k: v for k, v in fit_metrics.items() if k.startswith(("val/", "train/"))},
+        **{k: v for k, v in fit_metrics.items() if k.startswith(("val/", "train/", "intrinsic/"))},
         **test_metrics,
         "epochs": trainer.current_epoch,
         "global_steps": trainer.global_step,
