@@ -10,7 +10,8 @@ linearly, ``--epochs``), and both vector sets are scored by ``embedlab.embedding
 
 Corpora: ``ptb`` (``<data-dir>/ptb/ptb.train.txt``, 887k words) and ``shared-all``: every text
 the machine holds (PTB train+valid+test, and the text column of every ``.tsv`` of mr, subj,
-cr, mpqa, trec, sst5, sst2 incl. their phrase files, lower-cased), written once to ``--out``.
+cr, mpqa, trec, sst5, sst2 incl. their phrase files, lower-cased, each text once), written
+once to ``--out``.
 PTB's ``<unk>`` tokens are removed from both tools' input (embedlab drops its unknown token
 before windowing, as it drops words under min_count).
 
@@ -44,11 +45,13 @@ def shared_all(data_dir: Path, dest: Path) -> Path:
     lines: list[str] = []
     for split in ("train", "valid", "test"):
         lines += (data_dir / "ptb" / f"ptb.{split}.txt").read_text().splitlines()
+    seen: set[str] = set()  # the sets share sentences (sst2/sst5, trec's coarse/fine files)
     for name in SHARED_SETS:
         for tsv in sorted((data_dir / name).glob("*.tsv")):
             for row in tsv.read_text(encoding="utf-8").splitlines():
                 text = row.split("\t", 1)[-1].strip().lower()
-                if text and text != "sentence":
+                if text and text != "sentence" and text not in seen:
+                    seen.add(text)
                     lines.append(text)
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text("\n".join(lines) + "\n", encoding="utf-8")

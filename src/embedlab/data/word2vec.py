@@ -96,7 +96,8 @@ class Word2VecBatches(Dataset):
     """Batch b = the examples from sentences ``chunks[b]..chunks[b+1]`` of one split.
 
     ``fixed_seed`` (val/test): every pass draws the same subsampling, windows and negatives;
-    otherwise each pass draws afresh from ``generator`` (training).
+    otherwise each pass draws afresh from ``generator`` (None: torch's global generator, which
+    ``seed`` seeds in the main process and the DataLoader seeds in each worker process).
     """
 
     def __init__(
@@ -106,7 +107,7 @@ class Word2VecBatches(Dataset):
         negatives: NegativeSampler,
         cfg: Any,  # the task node: window, negative, cbow, batch_words
         cbow: bool,
-        generator: torch.Generator,
+        generator: torch.Generator | None = None,
         fixed_seed: int | None = None,
     ) -> None:
         self.split, self.keep, self.negatives = split, keep, negatives
@@ -191,10 +192,9 @@ class Word2VecDataModule(TextDataModule):
         self.counts = counts
         keep = keep_probabilities(counts, cfg.sample) * (counts > 0)
         negatives = NegativeSampler(counts, cfg.ns_exponent)
-        gen = torch.Generator().manual_seed(self.seed)
         for name, enc in self.encoded.items():
             fixed = None if name == "train" else self.seed
-            self.datasets[name] = Word2VecBatches(enc, keep, negatives, cfg, self.cbow, gen, fixed)
+            self.datasets[name] = Word2VecBatches(enc, keep, negatives, cfg, self.cbow, None, fixed)
         log.info(
             "word2vec data: %s | vocab %d, %d words with count >= %d (%d training tokens) | tokenized cache: %s",
             self.data_cfg.source,
@@ -206,7 +206,14 @@ class Word2VecDataModule(TextDataModule):
         )
 
     def _loader(self, split: str, train: bool) -> DataLoader:
-        # a dataset item is a whole batch (a run of sentences); train batches in random order
+        # a dataset item is a whole batch (a run of sentences); train batches in random order;
+        # data.num_workers=1 builds them in another process, beside the training step
+        workers = self.data_cfg.num_workers if train else 0
         return DataLoader(
-            self.datasets[split], batch_size=1, shuffle=train, collate_fn=identity_collate
+            self.datasets[split],
+            batch_size=1,
+            shuffle=train,
+            collate_fn=identity_collate,
+            num_workers=workers,
+            persistent_workers=workers > 0,
         )
