@@ -247,8 +247,10 @@ def test_metrics_hold_the_final_intrinsic_scores(make_cfg, tmp_path):
     synonym_corpus(tmp_path / "corpus.txt", sentences=600)
     ev = tmp_path / "eval"
     ev.mkdir()
+    with open(tmp_path / "corpus.txt", "a") as f:  # seen once: under min_count 2
+        f.write("rare g0c0 g0c1\n")
     (ev / "wordsim353.tsv").write_text(
-        "g0w0\tg0w1\t9\ng0w0\tg1w0\t1\ng1w1\tg1w2\t8\ng2w0\tg3w0\t2\n"
+        "g0w0\tg0w1\t9\ng0w0\tg1w0\t1\ng1w1\tg1w2\t8\ng2w0\tg3w0\t2\nrare\tg0w0\t5\n"
     )
     (ev / "questions-words.txt").write_text(": x\ng0c0 g0w0 g1c0 g1w0\n")
     cfg = w2v_cfg(
@@ -256,9 +258,15 @@ def test_metrics_hold_the_final_intrinsic_scores(make_cfg, tmp_path):
         tmp_path / "corpus.txt",
         f"callbacks.intrinsic.eval_dir={ev}",
         "trainer.max_epochs=2",
+        "task.min_count=2",
     )
     metrics = train(cfg)
     saved = json.loads((Path(metrics["output_dir"]) / "metrics.json").read_text())
-    assert saved["intrinsic/ws353_coverage"] == 1.0
+    assert saved["intrinsic/ws353_coverage"] == pytest.approx(0.8)  # "rare" was not trained
     assert -1.0 <= saved["intrinsic/ws353"] <= 1.0
     assert "intrinsic/analogy" in saved and "intrinsic/simlex" not in saved  # no simlex file
+    # the last validation scored the exported table: embedlab-vectors eval gives the same
+    wv = intrinsic.read_word_vectors(Path(metrics["output_dir"]) / "vectors.vec")
+    again = intrinsic.evaluate(wv, intrinsic.load_benchmarks(ev))
+    assert saved["intrinsic/ws353"] == pytest.approx(again["ws353"], abs=1e-6)
+    assert saved["intrinsic/ws353_coverage"] == pytest.approx(again["ws353_coverage"])

@@ -56,6 +56,9 @@ class IntrinsicEvaluation(L.Callback):
         if data is None or weight is None:
             return
         vocab, counts, specials = data
+        # the words the task trains, where it says (word2vec: min_count applied), as exported
+        trained = getattr(trainer.datamodule, "counts", None)
+        counts = trained if trained is not None else counts
         wv = intrinsic.by_frequency(
             vocab[: weight.shape[0]], weight, counts[: weight.shape[0]], specials
         )
