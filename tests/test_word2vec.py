@@ -270,3 +270,19 @@ def test_metrics_hold_the_final_intrinsic_scores(make_cfg, tmp_path):
     again = intrinsic.evaluate(wv, intrinsic.load_benchmarks(ev))
     assert saved["intrinsic/ws353"] == pytest.approx(again["ws353"], abs=1e-6)
     assert saved["intrinsic/ws353_coverage"] == pytest.approx(again["ws353_coverage"])
+
+
+def test_cbow_mean_gives_every_context_word_the_whole_error():
+    from torch import nn
+
+    from embedlab.models.word2vec import CBOW
+
+    bag = nn.EmbeddingBag(10, 3, mode="mean")
+    model = CBOW(bag, sparse=False)
+    inputs, offsets = torch.tensor([1, 2, 3, 4]), torch.tensor([0, 3])  # bags of 3 and 1
+    h = model.encode(inputs, offsets)
+    expected = torch.stack([bag.weight[[1, 2, 3]].mean(0), bag.weight[4]])
+    assert torch.allclose(h, expected)  # the forward value is the mean
+    h.sum().backward()
+    # word2vec / gensim (cbow_mean=1): d/dv_i is the bag's error, not 1/3 of it
+    assert torch.allclose(bag.weight.grad[[1, 2, 3, 4]], torch.ones(4, 3))

@@ -42,10 +42,19 @@ class SkipGram(nn.Module):
 
 
 class CBOW(SkipGram):
-    """Bag of context words (the table is an ``nn.EmbeddingBag``, mean by default) -> scores."""
+    """Bag of context words (the table is an ``nn.EmbeddingBag``, mean by default) -> scores.
+
+    With ``mode="mean"`` the forward pass averages the context vectors but, as in word2vec
+    and gensim (``cbow_mean=1``), every context word receives the whole error, not 1/n of it.
+    """
 
     def __init__(self, embedding: nn.EmbeddingBag, sparse: bool) -> None:
         super().__init__(embedding, sparse)  # type: ignore[arg-type]
 
     def encode(self, inputs: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
-        return self.embedding(inputs, offsets)  # (P, D)
+        h = self.embedding(inputs, offsets)  # (P, D)
+        if self.embedding.mode != "mean" or offsets is None:
+            return h
+        ends = torch.cat([offsets[1:], offsets.new_tensor([len(inputs)])])
+        n = (ends - offsets).clamp_min(1).to(h.dtype)[:, None]  # (P, 1) context words per bag
+        return h.detach() + (h - h.detach()) * n  # value: the mean; gradient: n x
