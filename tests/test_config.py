@@ -81,6 +81,9 @@ REQUIRED = {
     ("model", "transformer_lm"): ["data=synthetic_lm", "task=lm"],
     ("embedding", "pretrained"): ["pretrained=glove"],
     ("pretrained", "file"): ["pretrained.path=vectors.txt"],
+    ("task", "word2vec"): ["model=skipgram"],
+    ("model", "skipgram"): ["task=word2vec"],
+    ("model", "cbow"): ["task=word2vec"],
 }
 
 

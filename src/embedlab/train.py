@@ -186,7 +186,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     embedding_report = getattr(module, "embedding_report", None) or {}
     metrics: dict[str, Any] = {
         **{f"embedding/{k}": v for k, v in embedding_report.items() if k.startswith("coverage")},
-        **{k: v for k, v in fit_metrics.items() if k.startswith(("val/", "train/"))},
+        **{k: v for k, v in fit_metrics.items() if k.startswith(("val/", "train/", "intrinsic/"))},
         **test_metrics,
         "epochs": trainer.current_epoch,
         "world_size": trainer.world_size,  # processes (DDP); train_examples counts rank 0's

@@ -10,7 +10,7 @@ registration order. Adding one: a class (or a Lightning one), an entry here, a k
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from embedlab.callbacks.embeddings import EmbeddingDrift, EmbeddingHistograms, EmbeddingProjector
+from embedlab.callbacks.intrinsic import IntrinsicEvaluation
 from embedlab.callbacks.throughput import Throughput
 from embedlab.callbacks.unfreeze import UnfreezeEmbedding
 from embedlab.registry import Registry, schema_problems
@@ -64,6 +65,24 @@ class EmbeddingHistogramsConfig:
     every_n_steps: int = 100  # log every this many optimizer steps (and at step 0)
     row_norms: bool = True  # L2 norm of every row
     grad_norms: bool = True  # L2 norm of the gradient of every row the batch touched
+
+
+@dataclass
+class IntrinsicConfig:
+    """Word similarity / analogy scores and nearest neighbours of the table per validation."""
+
+    enabled: bool | None = None  # None: on for task=word2vec, off for the other tasks
+    eval_dir: str | None = None  # None: $EMBEDLAB_EVAL_DIR, else ../shared/data/eval
+    # explicit files by benchmark (ws353, simlex, analogy): same formats, must exist
+    files: dict[str, Any] = field(default_factory=dict)
+    # nearest neighbours of these words as a TEXT table (TensorBoard)
+    words: list[str] = field(
+        default_factory=lambda: ["good", "bad", "money", "king", "france", "three", "say"]
+    )
+    k: int = 8  # neighbours per word
+    pairs_restrict: int = 300000  # similarity pairs: only the N most frequent words (gensim's)
+    analogy_restrict: int = 30000  # analogies: only the N most frequent words
+    every_n_epochs: int = 1
 
 
 @dataclass(frozen=True)
@@ -222,12 +241,46 @@ CALLBACKS.register(
     )
 )
 
+
+def _intrinsic(node: Any, cfg: DictConfig, output_dir: Path) -> L.Callback | None:
+    on = node.enabled if node.enabled is not None else cfg.task.name == "word2vec"
+    if not on:
+        return None
+    return IntrinsicEvaluation(
+        node.eval_dir,
+        dict(node.files),
+        list(node.words),
+        node.k,
+        node.pairs_restrict,
+        node.analogy_restrict,
+        node.every_n_epochs,
+    )
+
+
+def _intrinsic_problems(cfg: DictConfig) -> list[str]:
+    from embedlab.embeddings.intrinsic import BENCHMARKS
+
+    node = cfg.callbacks.intrinsic
+    problems = _min("intrinsic.every_n_epochs", 1)(cfg) + _min("intrinsic.k", 1)(cfg)
+    problems += [
+        f"callbacks.intrinsic.files.{name}: unknown benchmark; choose from {list(BENCHMARKS)}"
+        for name in node.files
+        if name not in BENCHMARKS
+    ]
+    return problems
+
+
+CALLBACKS.register("intrinsic", IntrinsicConfig, check=_intrinsic_problems)(
+    CallbackSpec(_intrinsic)
+)
+
 __all__ = [
     "CALLBACKS",
     "CallbackSpec",
     "EmbeddingDrift",
     "EmbeddingHistograms",
     "EmbeddingProjector",
+    "IntrinsicEvaluation",
     "Throughput",
     "UnfreezeEmbedding",
 ]

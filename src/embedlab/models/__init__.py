@@ -19,6 +19,7 @@ from torch import nn
 
 from embedlab.models.bag_of_embeddings import BagOfEmbeddings
 from embedlab.models.transformer import TransformerClassifier, TransformerEncoder, TransformerLM
+from embedlab.models.word2vec import CBOW, SkipGram
 from embedlab.registry import Registry
 
 
@@ -183,10 +184,54 @@ MODELS.register("transformer_lm", TransformerLMConfig, check=_transformer_lm_pro
 )
 
 
+# --------------------------------------------------------------------------- word2vec
+
+
+@dataclass
+class SkipGramConfig(ModelCommon):
+    """word2vec skip-gram with negative sampling (task=word2vec); the recipe is in ``task``."""
+
+    name: str = "skipgram"
+
+
+@dataclass
+class CBOWConfig(ModelCommon):
+    """word2vec CBOW: the bag of context words (``embedding.mode``, mean) predicts the centre."""
+
+    name: str = "cbow"
+
+
+def _word2vec_model_problems(cfg: Any) -> list[str]:
+    if cfg.task.name != "word2vec":
+        return [f"model.name: {cfg.model.name!r} trains word vectors; use task=word2vec"]
+    return []
+
+
+_WORD2VEC_DEFAULTS = {"tokenizer.ngrams": 1, "embedding.sparse": True, "data.batch_size": 256}
+MODELS.register("skipgram", SkipGramConfig, check=_word2vec_model_problems)(
+    ModelSpec(
+        lambda cfg, emb, n: SkipGram(emb, sparse=bool(emb.sparse)),
+        "word2vec",
+        bag_embedding=False,
+        defaults=_WORD2VEC_DEFAULTS,
+    )
+)
+MODELS.register("cbow", CBOWConfig, check=_word2vec_model_problems)(
+    ModelSpec(
+        lambda cfg, emb, n: CBOW(emb, sparse=bool(emb.sparse)),
+        "word2vec",
+        bag_embedding=True,
+        defaults=_WORD2VEC_DEFAULTS,
+    )
+)
+
+
 __all__ = [
+    "CBOW",
     "MODELS",
     "BagOfEmbeddings",
     "ModelSpec",
+    "SkipGram",
     "TransformerClassifier",
     "TransformerEncoder",
     "TransformerLM",

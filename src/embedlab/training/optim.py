@@ -12,6 +12,7 @@ task that uses these builders gets it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -154,6 +155,7 @@ def param_groups(
     embedding: nn.Module | None,
     embedding_lr: float | None,
     unfreeze_later: bool = False,
+    other_tables: Sequence[nn.Module] = (),
 ) -> list[dict]:
     """Trainable parameters split into the embedding group and the rest.
 
@@ -162,9 +164,12 @@ def param_groups(
     optimizer updates it as soon as it gets gradients (optimizers skip params whose grad
     is None). The embedding group is marked ``sparse`` when the table makes sparse
     gradients; :func:`build_optimizer` gives that group a sparse-capable optimizer.
+    ``other_tables`` (e.g. word2vec's output table) get a group of their own ("tables",
+    ``optimizer.lr``, no weight decay), sparse like the embedding when they make sparse gradients.
     """
     emb_params = list(embedding.parameters()) if embedding is not None else []
-    emb_ids = {id(p) for p in emb_params}
+    table_params = [p for t in other_tables for p in t.parameters() if p.requires_grad]
+    emb_ids = {id(p) for p in emb_params + table_params}
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if id(p) in emb_ids or not p.requires_grad:
@@ -186,6 +191,15 @@ def param_groups(
                 "lr": embedding_lr or cfg.lr,
                 "name": "embedding",
                 "sparse": sparse,
+            }
+        )
+    if table_params:
+        groups.append(
+            {
+                "params": table_params,
+                "weight_decay": 0.0,
+                "name": "tables",
+                "sparse": any(bool(getattr(t, "sparse", False)) for t in other_tables),
             }
         )
     return [g for g in groups if g["params"]]
@@ -337,6 +351,7 @@ def build_optimization(
     trainer: Any,
     embedding_lr: float | None = None,
     unfreeze_later: bool = False,
+    other_tables: Sequence[nn.Module] = (),
 ) -> Any:
     """What a task's ``configure_optimizers`` returns: parameter groups, optimizer, schedule.
 
@@ -344,7 +359,9 @@ def build_optimization(
     schedule's length comes from ``trainer`` (optimizer steps, or epochs with
     ``interval: epoch``).
     """
-    groups = param_groups(model, optimizer_cfg, embedding, embedding_lr, unfreeze_later)
+    groups = param_groups(
+        model, optimizer_cfg, embedding, embedding_lr, unfreeze_later, other_tables
+    )
     optimizer = build_optimizer(groups, optimizer_cfg)
     step = scheduler_cfg.interval == "step"
     total = trainer.estimated_stepping_batches if step else trainer.max_epochs
