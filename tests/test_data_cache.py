@@ -134,3 +134,74 @@ def test_ngrams_with_a_vocabulary_extended_by_pretrained_words_is_a_config_error
     with pytest.raises(ConfigError, match=r"tokenizer\.ngrams: .*restrict_to_vocab"):
         validate(make_cfg("tokenizer.ngrams=2", "pretrained.restrict_to_vocab=false"))
     validate(make_cfg("tokenizer.ngrams=2"))
+
+
+def _entry(tmp_path: Path) -> Path:
+    (entry,) = (tmp_path / "tokenized").iterdir()
+    return entry
+
+
+def test_an_altered_entry_is_detected_logged_and_rebuilt(tmp_path, caplog):
+    """Labels reordered in place still load as arrays: the checksum catches it."""
+    tok_cfg = OmegaConf.structured(TokenizerConfig)
+    _, first, _ = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
+    labels = _entry(tmp_path) / "train.labels.npy"
+    np.save(labels, np.load(labels)[::-1].copy())
+    with caplog.at_level(logging.WARNING, logger="embedlab.data.cache"):
+        _, again, status = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
+    assert status == "miss" and "does not verify" in caplog.text
+    assert str(_entry(tmp_path)) in caplog.text  # names the entry
+    assert torch.equal(again["train"].labels, first["train"].labels)
+    assert tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)[2] == "hit"  # fixed for good
+
+
+def test_ids_outside_the_vocabulary_are_refused_even_with_a_matching_manifest(tmp_path, caplog):
+    from embedlab.checksums import manifest
+
+    tok_cfg = OmegaConf.structured(TokenizerConfig)
+    tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
+    entry = _entry(tmp_path)
+    ids = np.load(entry / "train.ids.npy")
+    ids[0] = 10**6
+    np.save(entry / "train.ids.npy", ids)
+    meta = json.loads((entry / "meta.json").read_text())
+    meta["splits"]["train"]["arrays"]["train.ids.npy"] = manifest({"x": ids})["x"]
+    (entry / "meta.json").write_text(json.dumps(meta))
+    with caplog.at_level(logging.WARNING, logger="embedlab.data.cache"):
+        _, enc, status = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
+    assert status == "miss" and "token ids outside" in caplog.text
+    assert int(enc["train"].ids.max()) < 20
+
+
+def _build(args: tuple[str, int]) -> str:
+    cache_dir, _ = args
+    tok_cfg = OmegaConf.structured(TokenizerConfig)
+    texts = [f"text {i} with words {i % 7} and more {i % 13}" for i in range(20000)]
+    return tokenize_splits(_dataset(texts), tok_cfg, None, cache_dir)[2]
+
+
+def test_two_processes_building_the_same_entry_leave_one_good_entry(tmp_path):
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(2) as pool:
+        statuses = pool.map(_build, [(str(tmp_path), 0), (str(tmp_path), 1)])
+    assert set(statuses) <= {"miss", "hit"}
+    assert len(list((tmp_path / "tokenized").iterdir())) == 1  # no temporary folders left
+    assert _build((str(tmp_path), 2)) == "hit"  # and it verifies
+
+
+def test_a_vector_cache_entry_of_the_wrong_shape_is_rebuilt(tmp_path, caplog):
+    from embedlab.embeddings.vectors.align import load_aligned
+
+    vec = tmp_path / "v.txt"
+    vec.write_text("cat 1 2\ndog 3 4\n")
+    first = load_aligned(vec, ["cat", "dog", "emu"], cache_dir=tmp_path / "c")
+    (entry,) = (tmp_path / "c" / "vectors").iterdir()
+    obj = torch.load(entry, weights_only=True)
+    obj["vectors"] = torch.zeros(2, 2)  # one row short
+    torch.save(obj, entry)
+    with caplog.at_level(logging.WARNING, logger="embedlab.embeddings.vectors.align"):
+        again = load_aligned(vec, ["cat", "dog", "emu"], cache_dir=tmp_path / "c")
+    assert again["stats"]["cached"] is False and "ignoring vector cache" in caplog.text
+    assert torch.equal(again["vectors"], first["vectors"])
+    assert load_aligned(vec, ["cat", "dog", "emu"], cache_dir=tmp_path / "c")["stats"]["cached"]

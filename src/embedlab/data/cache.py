@@ -3,7 +3,11 @@
 The key hashes the raw split contents (texts and labels, in order), the tokenizer config
 (plus the bytes of a loaded ``tokenizer.path``) and ``max_len``. A hit loads the saved
 ``tokenizer.json`` and the CSR arrays (``.npy``) and skips training the tokenizer and
-encoding; a miss does both and writes the entry atomically. Deleting the folder is safe.
+encoding; a miss does both and writes the entry atomically (a temporary folder renamed into
+place; of two runs building the same entry one wins, the other's copy is dropped). Each array
+is served only after it matches the checksum, shape and dtype recorded in ``meta.json``
+(written last) and its ids fit the vocabulary; an entry that does not verify is logged with
+its path, moved aside and rebuilt. Deleting the folder is safe.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tokenizers import Tokenizer
 
+from embedlab.checksums import manifest, mismatches
 from embedlab.data.tokenizer import build_tokenizer, encode
 from embedlab.data.types import EncodedSplit, TextDataset
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when the stored layout or the encoding changes
+CACHE_VERSION = 2  # bump when the stored layout or the encoding changes (2: checksums)
 
 
 def _plain(cfg: Any) -> Any:
@@ -69,17 +74,22 @@ def _save(folder: Path, tokenizer: Tokenizer, encoded: dict[str, EncodedSplit]) 
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=folder.name + ".tmp"))
     try:
         tokenizer.save(str(tmp / "tokenizer.json"))
-        meta = {"version": CACHE_VERSION, "splits": {}}
+        meta: dict[str, Any] = {
+            "version": CACHE_VERSION,
+            "vocab_size": tokenizer.get_vocab_size(with_added_tokens=True),
+            "splits": {},
+        }
         for name, split in encoded.items():
-            np.save(tmp / f"{name}.ids.npy", split.ids.numpy())
-            np.save(tmp / f"{name}.offsets.npy", split.offsets.numpy())
-            if split.labels is not None:
-                np.save(tmp / f"{name}.labels.npy", split.labels.numpy())
+            arrays = _arrays(name, split)
+            for file, array in arrays.items():
+                np.save(tmp / file, array)
             meta["splits"][name] = {
                 "examples": len(split),
                 "tokens": int(split.ids.numel()),
                 "labels": split.labels is not None,
+                "arrays": manifest(arrays),
             }
+        # written last: an entry without meta.json is incomplete and never served
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
         try:
             os.replace(tmp, folder)  # atomic; another process may have won the race
@@ -90,32 +100,61 @@ def _save(folder: Path, tokenizer: Tokenizer, encoded: dict[str, EncodedSplit]) 
         raise
 
 
+def _arrays(name: str, split: EncodedSplit) -> dict[str, np.ndarray]:
+    arrays = {f"{name}.ids.npy": split.ids.numpy(), f"{name}.offsets.npy": split.offsets.numpy()}
+    if split.labels is not None:
+        arrays[f"{name}.labels.npy"] = split.labels.numpy()
+    return arrays
+
+
+class CacheMismatch(Exception):
+    """A cache entry that does not hold what its manifest says (altered, truncated)."""
+
+
 def _load(folder: Path) -> tuple[Tokenizer, dict[str, EncodedSplit]] | None:
+    """The entry in ``folder``, verified; None when it is stale or unreadable.
+
+    Raises :class:`CacheMismatch` when the arrays are not what ``meta.json`` records
+    (checksum, shape, dtype) or hold ids outside the tokenizer's vocabulary.
+    """
     try:
         meta = json.loads((folder / "meta.json").read_text())
         if meta.get("version") != CACHE_VERSION:
             return None
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        encoded = {}
-        for name, info in meta["splits"].items():
-            labels = (
-                torch.from_numpy(np.load(folder / f"{name}.labels.npy")) if info["labels"] else None
-            )
-            encoded[name] = EncodedSplit(
-                ids=torch.from_numpy(np.load(folder / f"{name}.ids.npy")),
-                offsets=torch.from_numpy(np.load(folder / f"{name}.offsets.npy")),
-                labels=labels,
-            )
-        return tokenizer, encoded
-    except (
-        OSError,
-        ValueError,
-        KeyError,
-        json.JSONDecodeError,
-        Exception,
-    ) as exc:  # a broken entry: rebuild
+    except (OSError, ValueError, KeyError, Exception) as exc:  # unreadable: rebuild
         log.warning("data: ignoring unreadable tokenized cache %s (%s)", folder, exc)
         return None
+    encoded = {}
+    for name, info in meta["splits"].items():
+        files = info["arrays"]
+        try:
+            arrays = {f: np.load(folder / f, allow_pickle=False) for f in files}
+        except (OSError, ValueError) as exc:
+            raise CacheMismatch(f"{name}: {exc}") from None
+        problems = mismatches(arrays, files)
+        if problems:
+            raise CacheMismatch("; ".join(problems))
+        ids = arrays[f"{name}.ids.npy"]
+        if ids.size and (ids.min() < 0 or ids.max() >= meta["vocab_size"]):
+            raise CacheMismatch(f"{name}: token ids outside [0, {meta['vocab_size']})")
+        labels = arrays.get(f"{name}.labels.npy")
+        encoded[name] = EncodedSplit(
+            ids=torch.from_numpy(ids),
+            offsets=torch.from_numpy(arrays[f"{name}.offsets.npy"]),
+            labels=None if labels is None else torch.from_numpy(labels),
+        )
+    return tokenizer, encoded
+
+
+def _discard(folder: Path) -> None:
+    """Move a bad entry out of the way atomically (its name is free at once), then delete it."""
+    trash = folder.with_name(f"{folder.name}.bad-{os.getpid()}")
+    try:
+        os.replace(folder, trash)
+    except OSError:  # another process moved it first
+        return
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def tokenize_splits(
@@ -142,7 +181,12 @@ def tokenize_splits(
     key = cache_key(dataset, tokenizer_cfg, max_len)
     folder = Path(cache_dir) / "tokenized" / key
     if folder.is_dir():
-        loaded = _load(folder)
+        try:
+            loaded = _load(folder)
+        except CacheMismatch as exc:
+            log.warning("data: tokenized cache %s does not verify (%s); rebuilding it", folder, exc)
+            _discard(folder)
+            loaded = None
         if loaded is not None:
             log.info("data: tokenized cache hit %s (skipped tokenization)", folder)
             return loaded[0], loaded[1], "hit"

@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from embedlab.checksums import manifest, mismatches
 from embedlab.embeddings.vectors.formats import ReadResult, read_vectors
 
 log = logging.getLogger(__name__)
 
-VECTOR_CACHE_VERSION = 1  # bump when the aligned-matrix layout or the alignment rules change
+VECTOR_CACHE_VERSION = 2  # bump when the aligned-matrix layout or the alignment rules change
 
 
 def wanted_keys(vocab: Sequence[str], lowercase_fallback: bool) -> set[bytes]:
@@ -114,11 +115,18 @@ def load_aligned(
             try:
                 obj = torch.load(cache_file, map_location="cpu", weights_only=True)
                 obj["vocab"] = list(vocab) + (obj.pop("added").split("\n") if obj["added"] else [])
+                arrays = {"vectors": obj["vectors"], "found": obj["found"]}
+                problems = mismatches(arrays, obj.pop("manifest"))
+                rows = len(obj["vocab"])
+                if obj["vectors"].shape[0] != rows or obj["found"].shape != (rows,):
+                    problems.append(f"{tuple(obj['vectors'].shape)} rows for {rows} words")
+                if problems:
+                    raise ValueError("does not verify: " + "; ".join(problems))
                 obj["stats"]["cached"] = True
                 obj["stats"]["seconds"] = time.perf_counter() - started
                 return obj
-            except Exception as exc:  # a corrupt cache entry is rebuilt, never trusted
-                log.warning("ignoring unreadable vector cache %s: %s", cache_file, exc)
+            except Exception as exc:  # a corrupt or altered entry is rebuilt, never trusted
+                log.warning("ignoring vector cache %s (%s); rebuilding it", cache_file, exc)
     wanted = wanted_keys(vocab, lowercase_fallback)
     result = read_vectors(path, fmt, wanted, extend_with, on_bad_rows, vocab_path)
     for message in result.warnings():
@@ -137,10 +145,10 @@ def load_aligned(
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp")
         added = out_vocab[len(vocab) :]
-        torch.save(
-            {"vectors": vectors, "found": found, "added": "\n".join(added), "stats": stats}, tmp
-        )
-        os.replace(tmp, cache_file)
+        arrays = {"vectors": vectors, "found": found}
+        entry = {**arrays, "added": "\n".join(added), "stats": stats, "manifest": manifest(arrays)}
+        torch.save(entry, tmp)
+        os.replace(tmp, cache_file)  # atomic: a reader sees the old entry or the new one
     obj["stats"] = {**stats, "cached": False, "seconds": time.perf_counter() - started}
     return obj
 
