@@ -101,3 +101,61 @@ def test_a_relaunched_sweep_with_resume_auto_skips_finished_jobs(tmp_path):
     out = subprocess.run(cmd, check=True, capture_output=True, env=env, text=True, timeout=300)
     assert [(p / "metrics.json").stat().st_mtime_ns for p in jobs] == stamps  # not rerun
     assert out.stderr.count("already finished") + out.stdout.count("already finished") == 2
+
+
+def _killed_then_resumed(tmp_path: Path, make_cfg, at_step: int, overrides: list[str]) -> dict:
+    from tests import killed_run
+
+    killed_run.register()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.killed_run",
+            str(tmp_path / "k"),
+            f"+callbacks.kill.at_step={at_step}",
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]  # SIGKILL: no clean-up ran
+    run_dir = tmp_path / "k" / "run"
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert not (run_dir / "metrics.json").exists()
+    stored = OmegaConf.load(run_dir / "config.yaml")
+    stored.callbacks.kill.at_step = -1  # the resumed process is not killed again
+    OmegaConf.save(stored, run_dir / "config.yaml")
+    return train(make_cfg(f"resume={run_dir}"))
+
+
+RESUME_CASES = {
+    "bag, sparse row-wise Adagrad, mid-epoch": (7, []),
+    "bag, sparse, right after an epoch boundary": pytest.param((5, []), marks=pytest.mark.slow),
+    "bag, dense AdamW, mid-epoch": pytest.param(
+        (8, ["embedding.sparse=false", "optimizer=adamw"]), marks=pytest.mark.slow
+    ),
+    "transformer, dense AdamW, mid-epoch": pytest.param(
+        (25, ["model=transformer"]),
+        marks=pytest.mark.slow,  # 19 steps an epoch
+    ),
+}
+
+
+@pytest.mark.parametrize("case", RESUME_CASES.values(), ids=list(RESUME_CASES))
+def test_a_killed_run_resumed_ends_where_the_uninterrupted_run_ends(
+    case, make_cfg, tmp_path, one_thread
+):
+    """SIGKILL mid-run, resume=RUN_DIR: the same metrics as never stopping, to the last bit
+    (the sampler order is a function of seed and epoch; dropout's random stream, the optimizer
+    state and val/acc_best travel in the checkpoint)."""
+    from tests import killed_run
+
+    at_step, overrides = case
+    base = [*killed_run.BASE, *overrides]
+    full = train(validate(make_cfg(*base, tiny=False)))
+    resumed = _killed_then_resumed(tmp_path, make_cfg, at_step, overrides)
+    for key in ("val/acc", "val/loss", "val/acc_best", "test/acc", "test/loss", "global_steps"):
+        assert resumed[key] == full[key], key

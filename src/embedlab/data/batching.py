@@ -250,26 +250,31 @@ def make_loader(
 ) -> DataLoader:
     """The DataLoader every datamodule uses for one split.
 
-    Batches come whole from ``dataset.__getitems__``. Training batches are shuffled, or, when
+    Batches come whole from ``dataset.__getitems__``. Training batches are shuffled by a
+    ``DistributedSampler`` seeded with ``seed`` + epoch (one process: no padding), or, when
     ``lengths`` (tokens per example) is given and ``data.length_buckets > 0``, drawn by a
-    :class:`LengthBucketSampler` so padded batches hold examples of similar length. Under
-    DDP, evaluation splits are sharded by :class:`ShardSampler` (each example once).
+    :class:`LengthBucketSampler` so padded batches hold examples of similar length: either
+    way the order is a function of (seed, epoch), so a resumed run sees the same batches.
+    Evaluation splits go in order, sharded under DDP by :class:`ShardSampler`.
     """
     batch_size = data_cfg.batch_size if train else data_cfg.eval_batch_size
     if batch_size is None:  # null means "the model's default", filled by config.validate
         raise ValueError(
             "data.batch_size is null: pass the config through embedlab.config.validate"
         )
-    sampler = None
     world, rank = _world()
     if train and lengths is not None and data_cfg.length_buckets > 0:
         sampler = LengthBucketSampler(lengths, batch_size, data_cfg.length_buckets, seed=seed)
-    elif not train and world > 1:
+    elif train:  # order = f(seed, epoch): a resumed run sees the batches the first run would
+        sampler = DistributedSampler(
+            dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed
+        )
+    else:
         sampler = ShardSampler(len(dataset), world, rank)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=train and sampler is None,
+        shuffle=False,  # the sampler orders every split (Lightning calls its set_epoch)
         sampler=sampler,
         collate_fn=identity_collate,
         num_workers=data_cfg.num_workers,

@@ -58,3 +58,40 @@ class EmbeddingTask(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # self-contained checkpoints: resolved config, tokenizer, vocabulary, label names
         checkpoint["embedlab"] = self.checkpoint_extra
+        # and the random streams (dropout, samplers' workers), so that a run resumed from here
+        # draws what the uninterrupted run drew (tensors and plain values: weights_only loads)
+        checkpoint["rng"] = rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "rng" in checkpoint and self.trainer.state.fn == "fit":  # resuming, not testing
+            set_rng_states(checkpoint["rng"])
+
+
+def rng_states() -> dict[str, Any]:
+    """Python's, numpy's and torch's random states, as tensors and plain values."""
+    import random
+
+    import numpy as np
+    import torch
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, state, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "python": [version, list(state), gauss_next],
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore what :func:`rng_states` saved."""
+    import random
+
+    import numpy as np
+    import torch
+
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, state, gauss_next = states["python"]
+    random.setstate((version, tuple(state), gauss_next))

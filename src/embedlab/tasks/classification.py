@@ -55,6 +55,7 @@ class ClassificationTask(EmbeddingTask):
         # losses weighted by examples; like the metrics, summed over every rank's examples
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # in checkpoints: a resumed run knows its best
         self.test_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
         self.test_confusion_matrix: torch.Tensor | None = None  # (true, predicted) after testing
 
@@ -68,9 +69,6 @@ class ClassificationTask(EmbeddingTask):
         logits = self(batch)
         loss = self.loss_fn(logits, batch["labels"])
         return loss, logits.argmax(dim=-1), batch["labels"]
-
-    def on_train_start(self) -> None:
-        self.val_acc_best.reset()  # forget the sanity-check validation
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, preds, labels = self._step(batch)
@@ -114,8 +112,9 @@ class ClassificationTask(EmbeddingTask):
         # torchmetrics' compute() already gathered every rank's counts, so every rank holds the
         # same values; sync_dist (their mean) leaves them unchanged and tells Lightning so
         self.log_dict(values, prog_bar=True, sync_dist=True)
-        self.val_acc_best.update(values["val/acc"])
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
+        if not self.trainer.sanity_checking:  # the best of real validations only
+            self.val_acc_best.update(values["val/acc"])
+            self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss, preds, labels = self._step(batch)

@@ -57,6 +57,7 @@ class LanguageModelingTask(EmbeddingTask):
         self.val_nll, self.val_count = self.nll["val"], self.count["val"]
         self.test_nll, self.test_count = self.nll["test"], self.count["test"]
         self.val_ppl_best = MinMetric()
+        self.val_ppl_best.persistent(True)  # in checkpoints: a resumed run knows its best
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.model(ids)  # (B, T, V)
@@ -73,9 +74,6 @@ class LanguageModelingTask(EmbeddingTask):
         return total, int((targets != IGNORE).sum())
 
     # ------------------------------------------------------------------ train
-    def on_train_start(self) -> None:
-        self.val_ppl_best.reset()  # forget the sanity-check validation
-
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         total, n = self._nll(batch)
         loss = total / max(n, 1)
