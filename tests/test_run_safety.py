@@ -111,3 +111,61 @@ def test_train_refuses_a_finished_folder_in_process_too(make_cfg):
     train(validate(cfg.copy()))
     with pytest.raises(ConfigError, match="already holds a finished run"):
         train(cfg.copy())
+
+
+class _Payload:
+    """Unpickling this would create a marker file: what a crafted checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_allowed_remote_checkpoints_are_downloaded_and_still_loaded_weights_only(tmp_path):
+    import torch
+
+    good = tmp_path / "served" / "good.ckpt"
+    run = tmp_path / "trained"
+    assert _cli(tmp_path, "callbacks.checkpoint.enabled=true", run_dir=run).returncode == 0
+    good.parent.mkdir()
+    good.write_bytes(next((run / "checkpoints").glob("epoch*.ckpt")).read_bytes())
+    marker = tmp_path / "pwned"
+    torch.save({"state_dict": {}, "embedlab": _Payload(marker)}, good.parent / "evil.ckpt")
+
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(  # noqa: E731
+        *a, directory=str(good.parent), **k
+    )
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        ok = _cli(
+            tmp_path,
+            "train=false",
+            f"ckpt_path={base}/good.ckpt",
+            "allow_remote_checkpoints=true",
+            "callbacks=default",
+            run_dir=tmp_path / "remote_ok",
+        )
+        assert ok.returncode == 0, ok.stderr[-2000:]
+        tested = json.loads((tmp_path / "remote_ok" / "metrics.json").read_text())
+        assert tested["test/acc"] == json.loads((run / "metrics.json").read_text())["test/acc"]
+        evil = _cli(
+            tmp_path,
+            "train=false",
+            f"ckpt_path={base}/evil.ckpt",
+            "allow_remote_checkpoints=true",
+            run_dir=tmp_path / "remote_evil",
+        )
+    finally:
+        server.shutdown()
+    _one_line_exit_2(evil, "evil.ckpt: not a readable checkpoint")
+    assert not marker.exists()  # the payload never ran
+
+
+def test_a_misspelled_override_exits_2_like_every_input_error(tmp_path):
+    proc = _cli(tmp_path, "data.num_trian=5")
+    assert proc.returncode == 2
+    assert "num_trian" in proc.stderr and "Traceback" not in proc.stderr

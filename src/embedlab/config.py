@@ -203,6 +203,7 @@ class TrainConfig:
     test: bool = True  # test the best checkpoint after fitting
     ckpt_path: str | None = None  # resume training from this checkpoint
     resume: str | None = None  # RUN_DIR (that run, its config, its last.ckpt) or auto
+    allow_remote_checkpoints: bool = False  # ckpt_path may be a URL (still weights_only)
     optimized_metric: str = "val/acc_best"  # what train() returns for sweepers
     tags: list[str] = field(default_factory=list)  # free-form labels for the run
     print_config: bool = True  # print the resolved config tree at start

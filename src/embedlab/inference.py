@@ -29,16 +29,37 @@ class CheckpointError(EmbedlabError, ValueError):
     """A checkpoint that cannot be read or was not written by embedlab (names the file)."""
 
 
+def fetch_checkpoint(path: str | Path, allow_remote: bool = False, cache_dir: str | Path = ".") -> Path:
+    """A local file for ``path``: a URL is refused unless ``allow_remote`` (then downloaded to
+    ``cache_dir/checkpoints/``; it is still only ever loaded with ``weights_only=True``)."""
+    text = str(path)
+    if "://" not in text:
+        return Path(text).expanduser()
+    if not allow_remote:
+        raise CheckpointError(
+            f"{text}: only local checkpoint files can be loaded "
+            "(allow_remote_checkpoints=true downloads it; it is still loaded with weights_only)"
+        )
+    import hashlib
+
+    name = hashlib.blake2b(text.encode(), digest_size=8).hexdigest() + "-" + text.rsplit("/", 1)[-1]
+    local = Path(cache_dir) / "checkpoints" / name
+    if not local.is_file():
+        local.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(text, str(local), progress=False)
+        except Exception as exc:  # HTTP error, no network, ...
+            raise CheckpointError(f"{text}: download failed ({exc})") from None
+    return local
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint at ``path``, loaded with ``weights_only=True`` on the CPU.
 
-    Only local files: nothing is unpickled from a URL. A missing, truncated or foreign file is
-    a :class:`CheckpointError` naming it.
+    Only local files (see :func:`fetch_checkpoint` for URLs). A missing, truncated or foreign
+    file, or one whose pickle wants to run code, is a :class:`CheckpointError` naming it.
     """
-    text = str(path)
-    if "://" in text:
-        raise CheckpointError(f"{text}: only local checkpoint files can be loaded")
-    p = Path(text).expanduser()
+    p = fetch_checkpoint(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: checkpoint file not found")
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from embedlab import sweep
 from embedlab.config import to_flat_dict, validate
@@ -136,7 +136,11 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     # test only: the checkpoint's tokenizer, n-grams, labels and weights (read safely)
     checkpoint, purge_step = None, None
     if cfg.ckpt_path:
-        from embedlab.inference import read_checkpoint
+        from embedlab.inference import fetch_checkpoint, read_checkpoint
+
+        local = fetch_checkpoint(cfg.ckpt_path, cfg.allow_remote_checkpoints, cfg.paths.cache_dir)
+        with open_dict(cfg):
+            cfg.ckpt_path = str(local)  # Lightning gets the vetted local file, never the URL
 
         read = read_checkpoint(cfg.ckpt_path)  # a clear error for a missing or broken file
         checkpoint = None if cfg.train else read
@@ -252,6 +256,9 @@ def _print_summary(metrics: dict[str, Any], output_dir: Path, cfg: DictConfig) -
         console.print(f"TensorBoard:     tensorboard --logdir {output_dir}")
 
 
+_JOBS_STARTED = 0  # jobs whose function Hydra called: none means composition itself failed
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     """One job; returns ``cfg.optimized_metric`` for sweepers.
@@ -263,6 +270,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
     from embedlab.errors import ConfigError, EmbedlabError
 
+    global _JOBS_STARTED
+    _JOBS_STARTED += 1
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode.name == "MULTIRUN"
     try:
@@ -313,7 +322,14 @@ def main() -> None:
     from embedlab.resume import run_dir_override
 
     sys.argv = [sys.argv[0], *run_dir_override(sys.argv[1:])]
-    _hydra_main()
+    try:
+        _hydra_main()
+    except SystemExit as exc:
+        # Hydra reports a bad override or config file (already printed) with exit code 1;
+        # before any job ran that is the user's input at fault: exit 2 like every such error
+        if exc.code == 1 and _JOBS_STARTED == 0:
+            raise SystemExit(2) from None
+        raise
     summary = sweep.LAST_SUMMARY
     if summary and summary["failed"]:
         raise SystemExit(
