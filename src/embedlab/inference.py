@@ -29,7 +29,9 @@ class CheckpointError(EmbedlabError, ValueError):
     """A checkpoint that cannot be read or was not written by embedlab (names the file)."""
 
 
-def fetch_checkpoint(path: str | Path, allow_remote: bool = False, cache_dir: str | Path = ".") -> Path:
+def fetch_checkpoint(
+    path: str | Path, allow_remote: bool = False, cache_dir: str | Path = "."
+) -> Path:
     """A local file for ``path``: a URL is refused unless ``allow_remote`` (then downloaded to
     ``cache_dir/checkpoints/``; it is still only ever loaded with ``weights_only=True``)."""
     text = str(path)
