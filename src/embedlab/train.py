@@ -80,6 +80,11 @@ def _limit_blas_threads() -> None:
     threadpool_limits(1, user_api="blas")
 
 
+def _rank() -> int:
+    """This process's rank from the launcher's environment (0 outside DDP), before Lightning."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+
+
 def _scalar(value: Any) -> Any:
     try:
         return float(value)
@@ -100,8 +105,12 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     cfg, finished = resume.resolve(cfg)
     if finished is not None:  # resume of a run that already ended: its metrics, nothing run
         return finished
-    validate(cfg)
+    validate(cfg)  # the one validation of a run (the console script relies on it too)
     started = time.perf_counter()
+    if cfg.print_config and _rank() == 0:
+        from embedlab.utils import print_config_tree
+
+        print_config_tree(cfg)  # with the model's defaults filled in
 
     import lightning as L
     import torch
@@ -268,29 +277,16 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     """
     from hydra.core.hydra_config import HydraConfig
 
-    from embedlab.errors import ConfigError, EmbedlabError
+    from embedlab.errors import EmbedlabError
 
     global _JOBS_STARTED
     _JOBS_STARTED += 1
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode.name == "MULTIRUN"
     try:
-        validate(cfg)
-    except ConfigError as exc:  # a clean message, not a traceback: the user's input is at fault
-        if multirun:  # this job's overrides are bad; the other jobs go on
-            log.error("job %s: %s", hydra_cfg.job.num, exc)
-            sweep.record_failure(hydra_cfg.runtime.output_dir, exc, list(hydra_cfg.overrides.task))
-            return None
-        sys.stderr.write(f"embedlab-train: {exc}\n")
-        raise SystemExit(2) from None
-    if cfg.print_config:
-        from embedlab.utils import print_config_tree
-
-        print_config_tree(cfg)
-    try:
         metrics = train(cfg, list(hydra_cfg.overrides.task))
-    except EmbedlabError as exc:  # bad data, vectors, checkpoint or config: one line, exit 2
-        if multirun:
+    except EmbedlabError as exc:  # bad config, data, vectors or checkpoint: one line, exit 2
+        if multirun:  # this job's input is bad; the other jobs go on
             log.error("job %s: %s", hydra_cfg.job.num, exc)
             sweep.record_failure(hydra_cfg.runtime.output_dir, exc, list(hydra_cfg.overrides.task))
             return None
