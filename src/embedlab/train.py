@@ -80,11 +80,6 @@ def _limit_blas_threads() -> None:
     threadpool_limits(1, user_api="blas")
 
 
-def _rank() -> int:
-    """This process's rank from the launcher's environment (0 outside DDP), before Lightning."""
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
-
-
 def _scalar(value: Any) -> Any:
     try:
         return float(value)
@@ -107,14 +102,15 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
         return finished
     validate(cfg)  # the one validation of a run (the console script relies on it too)
     started = time.perf_counter()
-    if cfg.print_config and _rank() == 0:
-        from embedlab.utils import print_config_tree
-
-        print_config_tree(cfg)  # with the model's defaults filled in
 
     import lightning as L
     import torch
     from lightning.pytorch.utilities import rank_zero_only
+
+    if cfg.print_config and rank_zero_only.rank == 0:
+        from embedlab.utils import print_config_tree
+
+        print_config_tree(cfg)  # with the model's defaults filled in
 
     _quiet_duplicate_handlers()
     from embedlab.callbacks import CALLBACKS
@@ -142,7 +138,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     if cfg.trainer.accelerator == "cpu" and os.environ.get("EMBEDLAB_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["EMBEDLAB_NUM_THREADS"]))
 
-    # test only: the checkpoint's tokenizer, n-grams, labels and weights (read safely)
+    # a checkpoint to resume (fit) or to test (train=false: its tokenizer, n-grams, labels and
+    # weights), fetched and read safely before Lightning sees it
     checkpoint, purge_step = None, None
     if cfg.ckpt_path:
         from embedlab.inference import fetch_checkpoint, read_checkpoint
