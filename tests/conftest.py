@@ -48,6 +48,29 @@ def compose_cfg(overrides: list[str], out: Path) -> DictConfig:
     return cfg
 
 
+def compose_eval(overrides: list[str], out: Path) -> DictConfig:
+    """Compose ``eval.yaml`` (embedlab-eval) with ``overrides``; outputs and cache in ``out``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("eval", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+        cfg.paths.cache_dir = str(out / "cache")
+    return cfg
+
+
+# a two-job multirun of the console script on tiny data (sweep folder and root from the test)
+TINY_SWEEP = [
+    "print_config=false",
+    "trainer.enable_progress_bar=false",
+    "data.num_train=600",
+    "data.num_val=100",
+    "data.num_test=100",
+    "trainer.max_epochs=1",
+    "callbacks=none",
+]
+
+
 @pytest.fixture
 def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     def _make(*overrides: str, tiny: bool = True) -> DictConfig:

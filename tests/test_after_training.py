@@ -10,19 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import open_dict
 
 import embedlab
 from embedlab.config import validate
 from embedlab.errors import DataError
 from embedlab.evaluate import evaluate
 from embedlab.export import ExportArgs, export
-from embedlab.paths import config_dir
 from embedlab.predict import PredictArgs, predict
 from embedlab.train import train
-from tests.conftest import QUIET, compose_cfg
+from tests.conftest import QUIET, compose_cfg, compose_eval
 
 LABELS = ["neg", "pos", "meh"]
 WORDS = {"neg": "awful dull bad", "pos": "great fine good", "meh": "okay plain so-so"}
@@ -66,18 +62,8 @@ def run(tmp_path_factory) -> dict:
     return {"metrics": metrics, "ckpt": metrics["best_checkpoint"], "files": files, "tmp": tmp}
 
 
-def _eval_cfg(overrides: list[str], out: Path):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("eval", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
-        cfg.paths.cache_dir = str(out / "cache")
-    return cfg
-
-
 def test_eval_reproduces_the_runs_test_metrics_exactly(run, tmp_path):
-    metrics = evaluate(_eval_cfg([f"ckpt={run['ckpt']}"], tmp_path / "eval"))
+    metrics = evaluate(compose_eval([f"ckpt={run['ckpt']}"], tmp_path / "eval"))
     assert metrics["test/acc"] == run["metrics"]["test/acc"]
     assert metrics["test/f1"] == run["metrics"]["test/f1"]
     written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
@@ -98,7 +84,7 @@ def test_eval_on_a_lone_file_maps_labels_by_name_and_refuses_unseen_ones(run, tm
     other = tmp_path / "other.tsv"
     other.write_text("text\tlabel\n" + "".join(f"{t}\t{lab}\n" for lab, t in reversed(rows)))
     args = [f"ckpt={run['ckpt']}", "data=files", f"+data.test={other}"]
-    metrics = evaluate(_eval_cfg(args, tmp_path / "eval"))
+    metrics = evaluate(compose_eval(args, tmp_path / "eval"))
     assert metrics["test/acc"] == pytest.approx(run["metrics"]["test/acc"], abs=1e-6)
 
     unseen = tmp_path / "unseen.tsv"
@@ -107,7 +93,7 @@ def test_eval_on_a_lone_file_maps_labels_by_name_and_refuses_unseen_ones(run, tm
     with pytest.raises(
         DataError, match=r"label\(s\) \['angry'\] that the checkpoint does not know"
     ):
-        evaluate(_eval_cfg(args, tmp_path / "eval2"))
+        evaluate(compose_eval(args, tmp_path / "eval2"))
 
 
 def test_test_only_run_uses_the_checkpoints_tokenizer_not_the_train_file(run, tmp_path):
@@ -285,7 +271,7 @@ def test_lm_checkpoint_evaluates_and_generates(tmp_path):
         tmp_path,
     )
     metrics = train(validate(cfg))
-    evaluated = evaluate(_eval_cfg([f"ckpt={metrics['best_checkpoint']}"], tmp_path / "eval"))
+    evaluated = evaluate(compose_eval([f"ckpt={metrics['best_checkpoint']}"], tmp_path / "eval"))
     assert evaluated["test/ppl"] == pytest.approx(metrics["test/ppl"], rel=1e-6)
     lm = embedlab.load(metrics["best_checkpoint"])
     a = lm.generate("", max_new_tokens=8, seed=3)

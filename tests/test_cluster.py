@@ -12,6 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from tests.conftest import TINY_SWEEP
 from tests.test_sweep_configs import compose_with_hydra
 
 
@@ -26,13 +27,7 @@ def test_submitit_local_runs_a_two_job_sweep(tmp_path):
         "seed=1,2",
         f"hydra.sweep.dir={sweep}",
         f"paths.root_dir={tmp_path}",
-        "print_config=false",
-        "trainer.enable_progress_bar=false",
-        "data.num_train=600",
-        "data.num_val=100",
-        "data.num_test=100",
-        "trainer.max_epochs=1",
-        "callbacks=none",
+        *TINY_SWEEP,
     ]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300, env={**os.environ})
     summary = json.loads((sweep / "sweep_summary.json").read_text())

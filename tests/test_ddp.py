@@ -11,13 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import open_dict
 
 from embedlab.data.batching import LengthBucketSampler, ShardSampler
 from embedlab.evaluate import evaluate
-from embedlab.paths import config_dir
+from tests.conftest import compose_eval
 
 QUIET = ["print_config=false", "trainer.enable_progress_bar=false", "callbacks.rich_progress=false"]
 
@@ -59,13 +56,7 @@ DDP = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu"]
 
 
 def _eval(ckpt: str, split: str, out: Path) -> dict:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("eval", overrides=[f"ckpt={ckpt}", f"split={split}"])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
-        cfg.paths.cache_dir = str(out / "cache")
-    return evaluate(cfg)
+    return evaluate(compose_eval([f"ckpt={ckpt}", f"split={split}"], out))
 
 
 def test_two_process_bag_run_shards_syncs_and_writes_once(tmp_path):

@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from embedlab.config import validate
 from embedlab.errors import ConfigError
 from embedlab.train import train
+from tests.conftest import TINY_SWEEP
 
 TINY = ["trainer.log_every_n_steps=5", "callbacks.projector.enabled=false"]
 
@@ -85,13 +86,7 @@ def test_a_relaunched_sweep_with_resume_auto_skips_finished_jobs(tmp_path):
         "resume=auto",
         f"hydra.sweep.dir={sweep}",
         f"paths.root_dir={tmp_path}",
-        "print_config=false",
-        "trainer.enable_progress_bar=false",
-        "data.num_train=600",
-        "data.num_val=100",
-        "data.num_test=100",
-        "trainer.max_epochs=1",
-        "callbacks=none",
+        *TINY_SWEEP,
     ]
     env = {**os.environ, "EMBEDLAB_NUM_THREADS": "1"}
     subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=300)

@@ -208,22 +208,18 @@ def _word2vec_model_problems(cfg: Any) -> list[str]:
 
 
 _WORD2VEC_DEFAULTS = {"tokenizer.ngrams": 1, "embedding.sparse": True, "data.batch_size": 256}
-MODELS.register("skipgram", SkipGramConfig, check=_word2vec_model_problems)(
-    ModelSpec(
-        lambda cfg, emb, n: SkipGram(emb, sparse=bool(emb.sparse)),
-        "word2vec",
-        bag_embedding=False,
-        defaults=_WORD2VEC_DEFAULTS,
+for _name, _schema, _cls, _bag in (
+    ("skipgram", SkipGramConfig, SkipGram, False),  # one input row per (centre, context) pair
+    ("cbow", CBOWConfig, CBOW, True),  # the context words' bag predicts the centre
+):
+    MODELS.register(_name, _schema, check=_word2vec_model_problems)(
+        ModelSpec(
+            lambda cfg, emb, n, cls=_cls: cls(emb, sparse=bool(emb.sparse)),
+            "word2vec",
+            bag_embedding=_bag,
+            defaults=_WORD2VEC_DEFAULTS,
+        )
     )
-)
-MODELS.register("cbow", CBOWConfig, check=_word2vec_model_problems)(
-    ModelSpec(
-        lambda cfg, emb, n: CBOW(emb, sparse=bool(emb.sparse)),
-        "word2vec",
-        bag_embedding=True,
-        defaults=_WORD2VEC_DEFAULTS,
-    )
-)
 
 
 __all__ = [

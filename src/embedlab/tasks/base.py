@@ -44,6 +44,10 @@ class EmbeddingTask(L.LightningModule):
         self.examples_seen = 0  # training examples (LM: predicted tokens), for Throughput
         self.train_loss = WindowSums()  # summed loss and count, per log window and epoch
 
+    def other_tables(self) -> list[nn.Module]:
+        """Embedding tables beside ``embedding`` that get their own (sparse) parameter group."""
+        return []
+
     def configure_optimizers(self) -> Any:
         return build_optimization(
             self.model,
@@ -53,7 +57,25 @@ class EmbeddingTask(L.LightningModule):
             self.trainer,
             embedding_lr=self.embedding_lr,
             unfreeze_later=self.unfreeze_later,
+            other_tables=self.other_tables(),
         )
+
+    def _log_train(self, when: str) -> None:
+        """Log the mean training loss of the window (``step``) or the epoch (``epoch``)."""
+        value = self.train_loss.take(when)
+        if value is not None:
+            step = when == "step"
+            self.log(
+                f"train/loss_{when}",
+                value,
+                prog_bar=step,
+                on_step=step,
+                on_epoch=not step,
+                sync_dist=not step,  # epoch value: the mean over ranks under DDP
+            )
+
+    def on_train_epoch_end(self) -> None:
+        self._log_train("epoch")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # self-contained checkpoints: resolved config, tokenizer, vocabulary, label names

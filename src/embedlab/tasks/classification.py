@@ -97,9 +97,6 @@ class ClassificationTask(EmbeddingTask):
         if when == "epoch":
             self.train_epoch.reset()
 
-    def on_train_epoch_end(self) -> None:
-        self._log_train("epoch")
-
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss, preds, labels = self._step(batch)
         self.val_metrics.update(preds, labels)

@@ -80,24 +80,8 @@ class LanguageModelingTask(EmbeddingTask):
         self.examples_seen += n
         self.train_loss.add(total, n)
         if logs_this_step(self):
-            self._log_train_loss("step")
+            self._log_train("step")
         return loss
-
-    def _log_train_loss(self, when: str) -> None:
-        value = self.train_loss.take(when)
-        if value is not None:
-            step = when == "step"
-            self.log(
-                f"train/loss_{when}",
-                value,
-                prog_bar=step,
-                on_step=step,
-                on_epoch=not step,
-                sync_dist=not step,  # epoch value: the mean over ranks under DDP
-            )
-
-    def on_train_epoch_end(self) -> None:
-        self._log_train_loss("epoch")
 
     # ------------------------------------------------------------------ eval
     def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:

@@ -23,7 +23,6 @@ from torch import nn
 
 from embedlab.tasks.base import EmbeddingTask
 from embedlab.tasks.training_log import logs_this_step
-from embedlab.training.optim import build_optimization
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +78,9 @@ class Word2VecTask(EmbeddingTask):
         self.export = export
         self.eval_sums: dict[str, list[float]] = {}
 
-    def configure_optimizers(self) -> Any:
+    def other_tables(self) -> list[nn.Module]:
         # the output table is a second embedding table: its own group, sparse like the input
-        return build_optimization(
-            self.model,
-            self.embedding,
-            self.optimizer_cfg,
-            self.scheduler_cfg,
-            self.trainer,
-            embedding_lr=self.embedding_lr,
-            unfreeze_later=self.unfreeze_later,
-            other_tables=[self.model.output],
-        )
+        return [self.model.output]
 
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
         scores = self.model(
@@ -107,17 +97,8 @@ class Word2VecTask(EmbeddingTask):
         total, n = self._loss(batch)
         self.train_loss.add(total.detach(), n)
         if logs_this_step(self):
-            self._log_train_loss("step")
+            self._log_train("step")
         return total
-
-    def _log_train_loss(self, when: str) -> None:
-        value = self.train_loss.take(when)
-        if value is not None:
-            step = when == "step"
-            self.log(f"train/loss_{when}", value, prog_bar=step, on_step=step, on_epoch=not step)
-
-    def on_train_epoch_end(self) -> None:
-        self._log_train_loss("epoch")
 
     def _eval_step(self, split: str, batch: dict[str, Any]) -> None:
         if len(batch["targets"]):
