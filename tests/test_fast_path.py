@@ -11,6 +11,8 @@ import torch
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
 
 from embedlab.config import validate
+from embedlab.embeddings.bag import BagEmbedding
+from embedlab.models.layers import Dropout
 from embedlab.tasks.classification import accuracy_and_macro_f1
 from embedlab.train import train
 from embedlab.training.optim import RowWiseAdagrad
@@ -18,6 +20,69 @@ from embedlab.training.optim import RowWiseAdagrad
 
 def _sparse_rows(rows: list[int], values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     return torch.sparse_coo_tensor(torch.tensor([rows]), values, shape, check_invariants=True)
+
+
+BAG_CASES = [  # (mode, per-sample weights, padding_idx)
+    ("mean", False, None),
+    ("sum", False, None),
+    ("sum", True, None),
+    ("mean", False, 0),  # <pad> in the bags: it neither counts nor gets a gradient
+    ("sum", True, 3),
+]
+
+
+@pytest.mark.parametrize(("mode", "weighted", "pad"), BAG_CASES)
+def test_bag_embedding_matches_torch_forward_and_sparse_gradient(mode, weighted, pad):
+    torch.manual_seed(0)
+    ref = torch.nn.EmbeddingBag(50, 8, mode=mode, sparse=True, padding_idx=pad)
+    fast = BagEmbedding(50, 8, mode=mode, sparse=True, padding_idx=pad)
+    fast.load_state_dict(ref.state_dict())
+    ids = torch.randint(1, 50, (40,))
+    ids[:5] = 0  # the first bag is all <pad> when pad=0
+    ids[7] = 3
+    offsets = torch.tensor([0, 5, 5, 12, 30])  # an empty bag too
+    weights = torch.rand(40) if weighted else None
+    upstream = torch.randn(5, 8)
+    out_ref = ref(ids, offsets, per_sample_weights=weights)
+    out_fast = fast(ids, offsets, per_sample_weights=weights)
+    (out_ref * upstream).sum().backward()
+    (out_fast * upstream).sum().backward()
+    assert torch.allclose(out_fast, out_ref, atol=1e-6)
+    assert fast.weight.grad.is_sparse
+    assert torch.allclose(fast.weight.grad.to_dense(), ref.weight.grad.to_dense(), atol=1e-6)
+    if pad is not None:
+        assert pad not in fast.weight.grad.coalesce().indices()[0].tolist()
+
+
+def test_bag_embedding_takes_torchs_path_where_the_fast_one_does_not_apply():
+    torch.manual_seed(0)
+    ids, offsets = torch.randint(0, 20, (12,)), torch.tensor([0, 4, 9])
+    for kwargs in ({"mode": "max", "sparse": False}, {"mode": "mean", "sparse": False}):
+        ref = torch.nn.EmbeddingBag(20, 4, **kwargs)
+        fast = BagEmbedding(20, 4, **kwargs)
+        fast.load_state_dict(ref.state_dict())
+        ref(ids, offsets).sum().backward()
+        fast(ids, offsets).sum().backward()
+        assert torch.allclose(fast.weight.grad, ref.weight.grad)
+    # a sparse table with max_norm (renormalises rows in the forward) keeps torch's path too
+    ref = torch.nn.EmbeddingBag(20, 4, mode="sum", sparse=True, max_norm=0.5)
+    fast = BagEmbedding(20, 4, mode="sum", sparse=True, max_norm=0.5)
+    fast.load_state_dict(ref.state_dict())
+    assert torch.allclose(fast(ids, offsets), ref(ids, offsets))
+    assert torch.allclose(fast.weight, ref.weight)  # both renormalised the same rows
+
+
+def test_dropout_zeroes_a_fraction_p_scales_the_rest_and_is_identity_in_eval():
+    torch.manual_seed(0)
+    x = torch.ones(200, 500, requires_grad=True)
+    drop = Dropout(0.3)
+    y = drop(x)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.3) < 0.01
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    y.sum().backward()  # the gradient flows through the kept units only, scaled alike
+    assert torch.equal(x.grad, y.detach())
+    assert torch.equal(drop.eval()(x), x)
 
 
 def test_rowwise_adagrad_first_step_by_hand():

@@ -22,7 +22,13 @@ from torch.utils.data import DataLoader
 from embedlab.data.batching import BagBatches, PaddedBatches, make_loader
 from embedlab.data.cache import tokenize_splits
 from embedlab.data.sources import load_dataset
-from embedlab.data.tokenizer import NgramVocab, encode, special_tokens, vocabulary
+from embedlab.data.tokenizer import (
+    NgramVocab,
+    encode,
+    special_tokens,
+    tensor_to_list,
+    vocabulary,
+)
 from embedlab.data.types import EncodedSplit, TextDataset
 from embedlab.errors import DataError
 
@@ -118,7 +124,8 @@ class TextDataModule(L.LightningDataModule):
         for name, value in self.artifacts().items():
             if name != "tokenizer":
                 indent = 1 if name == "labels" else None  # n-grams: one long line
-                (folder / f"{name}.json").write_text(json.dumps(value, indent=indent) + "\n")
+                text = json.dumps(value, indent=indent, default=tensor_to_list)
+                (folder / f"{name}.json").write_text(text + "\n")
 
     # ------------------------------------------------------------------ loaders
     def _dataset(self, split: str) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from embedlab.embeddings.bag import BagEmbedding
 from embedlab.embeddings.init import initialize
 from embedlab.embeddings.pretrained import AlignedVectors
 from embedlab.errors import ConfigError
@@ -50,7 +51,7 @@ def build_embedding(
         sparse=bool(cfg.sparse),
     )
     if bag:
-        layer: nn.Embedding | nn.EmbeddingBag = nn.EmbeddingBag(mode=str(cfg.mode), **common)
+        layer: nn.Embedding | nn.EmbeddingBag = BagEmbedding(mode=str(cfg.mode), **common)
     else:
         layer = nn.Embedding(**common)
     initialize(layer.weight.data, cfg.init, cfg.init_args)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from embedlab.models.layers import Dropout
 from embedlab.models.layers import activation as make_activation
 
 
@@ -28,12 +29,12 @@ class BagOfEmbeddings(nn.Module):
     ) -> None:
         super().__init__()
         self.embedding = embedding
-        layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
+        layers: list[nn.Module] = [Dropout(dropout)] if dropout > 0 else []
         width = embedding.embedding_dim
         for h in hidden_dims:
             layers += [nn.Linear(width, h), make_activation(str(activation))]
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
             width = h
         layers.append(nn.Linear(width, num_classes))
         self.head = nn.Sequential(*layers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -19,3 +20,23 @@ def activation(name: str) -> nn.Module:
             f"model.activation: {name!r} is not a valid choice; choose one of {sorted(ACTIVATIONS)}"
         )
     return ACTIVATIONS[name]()
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` drawing its mask with ``rand_like(x) >= p`` instead of ``bernoulli_``.
+
+    Same distribution, scaling and module state; on CPU torch's ``bernoulli_`` dominated the
+    cost: forward + backward 296 us for 256 x 100 and 12.1 ms for 32 x 128 x 256, against
+    96 us and 4.0 ms with a uniform draw (2 threads, ``scripts/bench_bag_step.py`` has the
+    first). Other devices keep torch's kernel.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0 or x.device.type != "cpu":
+            return super().forward(x)
+        if self.p == 1.0:
+            return x * 0.0
+        mask = torch.rand_like(x).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        if self.inplace:
+            return x.mul_(mask)
+        return x * mask

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from embedlab.errors import ConfigError
+from embedlab.models.layers import Dropout
 from embedlab.models.layers import activation as make_activation
 
 POSITIONAL = ("sinusoidal", "learned", "none")
@@ -89,7 +90,7 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
         self.dropout = dropout
-        self.resid_drop = nn.Dropout(dropout)
+        self.resid_drop = Dropout(dropout)
 
     def forward(
         self,
@@ -135,7 +136,7 @@ class Block(nn.Module):
             nn.Linear(d_model, dim_feedforward),
             make_activation(str(activation)),
             nn.Linear(dim_feedforward, d_model),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
 
     def forward(
@@ -183,7 +184,7 @@ class TransformerEncoder(nn.Module):
         dim = embedding.embedding_dim
         self.proj = nn.Linear(dim, d_model, bias=False) if dim != d_model else nn.Identity()
         self.positions = build_positions(positional, d_model, max_positions)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.blocks = nn.ModuleList(
             Block(d_model, nhead, dim_feedforward, dropout, activation, norm_first)
             for _ in range(num_layers)
@@ -239,7 +240,7 @@ class TransformerClassifier(nn.Module):
         self.encoder = encoder
         self.pooling = pooling
         self.cls = nn.Parameter(torch.randn(encoder.d_model) * 0.02) if pooling == "cls" else None
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(encoder.d_model, num_classes))
+        self.head = nn.Sequential(Dropout(dropout), nn.Linear(encoder.d_model, num_classes))
 
     def forward(
         self,

@@ -47,9 +47,11 @@ class ClassificationTask(EmbeddingTask):
                 "f1": MulticlassF1Score(num_classes, average="macro"),
             }
         )
-        # training counts: window (since the last log) and epoch; no validation per update
-        self.train_window = MulticlassConfusionMatrix(num_classes, validate_args=False)
-        self.train_epoch = MulticlassConfusionMatrix(num_classes, validate_args=False)
+        # training counts, (true, predicted) confusion matrices of the window (since the last
+        # log) and the epoch: one bincount a step (torchmetrics' update took 0.15 ms of 2.8)
+        zeros = torch.zeros(num_classes, num_classes, dtype=torch.long)
+        self.register_buffer("train_window", zeros, persistent=False)
+        self.register_buffer("train_epoch", zeros.clone(), persistent=False)
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         # losses weighted by examples; like the metrics, summed over every rank's examples
@@ -74,7 +76,10 @@ class ClassificationTask(EmbeddingTask):
         loss, preds, labels = self._step(batch)
         n = labels.numel()
         self.examples_seen += n
-        self.train_window.update(preds, labels)
+        counts = torch.bincount(
+            labels * self.num_classes + preds, minlength=self.train_window.numel()
+        )
+        self.train_window += counts.view_as(self.train_window)
         self.train_loss.add(loss * n, n)
         if logs_this_step(self):
             self._log_train("step")
@@ -82,8 +87,8 @@ class ClassificationTask(EmbeddingTask):
 
     def _log_train(self, when: str) -> None:
         """Log the training loss, acc and F1 of the window (``step``) or the epoch (``epoch``)."""
-        self.train_epoch.confmat += self.train_window.confmat
-        confusion = (self.train_window if when == "step" else self.train_epoch).confmat
+        self.train_epoch += self.train_window
+        confusion = self.train_window if when == "step" else self.train_epoch
         loss = self.train_loss.take(when)
         if loss is not None:
             acc, f1 = accuracy_and_macro_f1(confusion)
@@ -93,9 +98,9 @@ class ClassificationTask(EmbeddingTask):
             self.log_dict(
                 values, prog_bar=step, on_step=step, on_epoch=not step, sync_dist=not step
             )
-        self.train_window.reset()
+        self.train_window.zero_()
         if when == "epoch":
-            self.train_epoch.reset()
+            self.train_epoch.zero_()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss, preds, labels = self._step(batch)

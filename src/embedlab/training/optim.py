@@ -112,13 +112,11 @@ class RowWiseAdagrad(torch.optim.Optimizer):
                 acc = state["sum"]
                 grad = p.grad
                 if grad.is_sparse:
-                    rows, values = grad._indices()[0], grad._values()
-                    acc.index_add_(0, rows, values.pow(2).flatten(1).mean(1))
+                    rows, values = grad._indices()[0], grad._values().flatten(1)
+                    norms = torch.linalg.vector_norm(values, dim=1)
+                    acc.index_add_(0, rows, norms.square_().div_(values.shape[1]))
                     scale = acc[rows].sqrt_().add_(eps).reciprocal_().mul_(-lr)
-                    update = values * scale.view(-1, *([1] * (values.dim() - 1)))
-                    p.add_(
-                        torch.sparse_coo_tensor(rows[None], update, p.shape, check_invariants=False)
-                    )
+                    p.view(p.shape[0], -1).index_add_(0, rows, values * scale.unsqueeze(1))
                 else:
                     acc.add_(grad.pow(2).reshape(p.shape[0], -1).mean(1))
                     denom = acc.sqrt().add_(eps).view(-1, *([1] * (p.dim() - 1)))
