@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from embedlab.config import TokenizerConfig
 from embedlab.data.cache import cache_key, tokenize_splits
 from embedlab.data.datamodule import ClassificationDataModule
-from embedlab.data.tokenizer import NgramVocab, build_tokenizer, encode
+from embedlab.data.tokenizer import NgramVocab, build_tokenizer, encode, tensor_to_list
 from embedlab.data.types import TextDataset, TextSplit
 
 
@@ -108,8 +108,31 @@ def test_ngrams_exact_ids_min_freq_and_no_crossing_texts():
     last = out.ids[out.offsets[3] : out.offsets[4]].tolist()
     assert last == enc.ids[enc.offsets[3] : enc.offsets[4]].tolist()  # "very good" was seen once
     assert ng.transform(encode(tok, ["all not"])).ids.numel() == 2  # unseen bigram dropped
-    again = NgramVocab.from_dict(json.loads(json.dumps(ng.to_dict())))
+    # ngrams.json (lists) and checkpoints (tensors) restore the same n-grams
+    again = NgramVocab.from_dict(json.loads(json.dumps(ng.to_dict(), default=tensor_to_list)))
     assert torch.equal(again.transform(enc).ids, out.ids)
+    assert torch.equal(NgramVocab.from_dict(ng.to_dict()).transform(enc).ids, out.ids)
+
+
+def test_ngrams_counted_and_placed_a_chunk_of_texts_at_a_time_match_one_pass(monkeypatch):
+    import embedlab.data.tokenizer as tokenizer_module
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(30)]
+    texts = [" ".join(rng.choice(words, size=rng.integers(0, 9))) for _ in range(500)]
+    tok = build_tokenizer(OmegaConf.structured(TokenizerConfig), texts)
+    enc = encode(tok, texts)
+    whole = NgramVocab(3, min_freq=2).fit(enc, tok.get_vocab_size())
+    expected = whole.transform(enc)
+    monkeypatch.setattr(tokenizer_module, "NGRAM_CHUNK", 37)  # 14 chunks, the last one short
+    chunked = NgramVocab(3, min_freq=2).fit(enc, tok.get_vocab_size())
+    for order in (2, 3):
+        assert np.array_equal(chunked.keys[order], whole.keys[order])
+        assert np.array_equal(chunked.ids[order], whole.ids[order])
+    out = chunked.transform(enc)
+    assert len(whole) > 50 and out.ids.numel() > enc.ids.numel()
+    assert torch.equal(out.ids, expected.ids)
+    assert torch.equal(out.offsets, expected.offsets)
 
 
 def test_trigrams_and_max_size():

@@ -5,12 +5,14 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import pickle
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+import torch
 
 from embedlab.config import validate
 from embedlab.errors import ConfigError
@@ -169,3 +171,16 @@ def test_a_misspelled_override_exits_2_like_every_input_error(tmp_path):
     proc = _cli(tmp_path, "data.num_trian=5")
     assert proc.returncode == 2
     assert "num_trian" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_checkpoints_are_written_whole_or_not_at_all(tmp_path):
+    from embedlab.training.checkpoint_io import LocalCheckpointIO
+
+    io = LocalCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.arange(4.0)}, "epoch": 1}, path)
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    with pytest.raises((pickle.PicklingError, AttributeError)):  # a local lambda: no pickle
+        io.save_checkpoint({"epoch": 2, "bad": lambda: 0}, path)
+    assert torch.load(path, weights_only=True)["epoch"] == 1  # the previous one is intact
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no temp left

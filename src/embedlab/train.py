@@ -121,6 +121,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
         log_hparams,
         writer_of,
     )
+    from embedlab.training.checkpoint_io import LocalCheckpointIO
 
     output_dir = Path(cfg.paths.output_dir).absolute()
     if (output_dir / "metrics.json").is_file() and not cfg.ckpt_path:
@@ -164,6 +165,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
         callbacks=list(callbacks.values()),
         default_root_dir=str(output_dir),
         enable_checkpointing="checkpoint" in callbacks,
+        plugins=[LocalCheckpointIO()],
     )
 
     if cfg.train:
