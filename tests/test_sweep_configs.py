@@ -15,7 +15,13 @@ from omegaconf import OmegaConf
 
 from embedlab import sweep
 from embedlab.paths import config_dir
-from embedlab.tensorboard.embeddings import embedding_drift, grad_row_norms, top_words
+from embedlab.tensorboard.embeddings import (
+    SpilledTable,
+    embedding_drift,
+    grad_row_norms,
+    top_words,
+)
+from tests.conftest import QUIET, TINY_DATA, compose_cfg
 
 
 def compose_with_hydra(*overrides: str):
@@ -134,8 +140,10 @@ def test_top_words_and_drift():
     assert ids.tolist() == [3, 2, 5]  # by frequency, ties by id, unseen and specials out
     initial = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 0.0]])
     final = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0], [0.0, 2.0], [1.0, 1.0], [-1.0, 0.0]])
-    for chunk in (65536, 2):  # rows compared a chunk at a time give the same result
-        drift = embedding_drift(initial, final, torch.arange(6), chunk=chunk)
+    spilled = SpilledTable(initial)  # the copy a large table keeps on disk: the same rows
+    assert torch.equal(spilled[torch.tensor([2, 3, 5])], initial[[2, 3, 5]])
+    for chunk, snapshot in ((65536, initial), (2, initial), (2, spilled), (65536, spilled)):
+        drift = embedding_drift(snapshot, final, torch.arange(6), chunk=chunk)
         assert drift.ids.tolist() == [1, 2, 3, 4, 5]  # the zero row has no direction
         assert drift.cosine.tolist() == pytest.approx([0.0, 1.0, 0.0, 0.0, 2.0], abs=1e-6)
         assert drift.l2[1].item() == pytest.approx(math.sqrt(10))
@@ -144,3 +152,22 @@ def test_top_words_and_drift():
     assert grad_row_norms(dense).tolist() == [5.0]
     assert grad_row_norms(dense.to_sparse(1)).tolist() == [5.0]  # nn.Embedding(sparse=True)
     assert grad_row_norms(dense.to_sparse()).tolist() == [5.0]
+
+
+def test_drift_of_a_run_is_the_same_with_the_snapshot_on_disk(tmp_path, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import embedlab.callbacks.embeddings as callbacks_module
+    from embedlab.train import train
+
+    overrides = QUIET + TINY_DATA + ["trainer.max_epochs=1", "test=false"]
+    drifts = []
+    for spill_bytes in (2**40, 0):  # in memory, then on disk (every table is "large")
+        monkeypatch.setattr(callbacks_module, "SPILL_BYTES", spill_bytes)
+        cfg = compose_cfg(overrides, tmp_path / f"spill{spill_bytes}")
+        train(cfg)
+        acc = EventAccumulator(cfg.paths.output_dir, size_guidance={"scalars": 0})
+        acc.Reload()
+        drifts.append(acc.Scalars("embedding/drift_cosine_mean")[0].value)
+    assert 0.0 < drifts[0] < 2.0
+    assert drifts[1] == pytest.approx(drifts[0], abs=1e-6)  # seeded runs: the same drift

@@ -20,6 +20,7 @@ import torch
 
 from embedlab.tensorboard import writer_of
 from embedlab.tensorboard.embeddings import (
+    SpilledTable,
     embedding_drift,
     grad_row_norms,
     log_drift,
@@ -29,6 +30,8 @@ from embedlab.tensorboard.embeddings import (
 )
 
 log = logging.getLogger(__name__)
+
+SPILL_BYTES = 64 * 2**20  # drift snapshots of larger tables wait on disk (SpilledTable)
 
 
 def _weight(pl_module: L.LightningModule) -> torch.nn.Parameter | None:
@@ -117,20 +120,37 @@ class EmbeddingDrift(_EmbeddingCallback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._ready(trainer, pl_module):
-            self._initial = _weight(pl_module).detach().float().cpu().clone()
+            weight = _weight(pl_module)
+            if weight.numel() * 4 > SPILL_BYTES:  # kept on disk until the end of training
+                self._initial = SpilledTable(weight)
+            else:
+                self._initial = weight.detach().float().cpu().clone()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        inputs = None if self._initial is None else self._inputs(trainer, pl_module)
+        initial, self._initial = self._initial, None  # not held through testing
+        try:
+            self._log_drift(trainer, pl_module, initial)
+        finally:
+            if isinstance(initial, SpilledTable):
+                initial.close()
+
+    def _log_drift(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        initial: torch.Tensor | SpilledTable | None,
+    ) -> None:
+        inputs = None if initial is None else self._inputs(trainer, pl_module)
         if inputs is None:
             return
         vocab, counts, specials, weight = inputs
-        n = min(len(vocab), weight.shape[0], self._initial.shape[0])
+        n = min(len(vocab), weight.shape[0], initial.shape[0])
         seen = counts[:n] >= self.min_count
         for i, word in enumerate(vocab[:n]):
             if word in specials:
                 seen[i] = False
         ids = torch.nonzero(seen).flatten()
-        drift = embedding_drift(self._initial, weight, ids)
+        drift = embedding_drift(initial, weight, ids)
         if drift.ids.numel() == 0:
             log.warning(
                 "EmbeddingDrift: no word has a non-zero vector before and after training; nothing logged"
