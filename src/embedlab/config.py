@@ -96,6 +96,10 @@ class EmbeddingConfig:
     freeze: bool = False  # no gradient; excluded from the optimizer
     lr: float | None = None  # own learning rate for fine-tuning (None: optimizer.lr)
     unfreeze_at_epoch: int | None = None  # start frozen and unfreeze at this epoch
+    # 2: Kim's multichannel, a static (frozen) and a fine-tuned copy of the same start, their
+    # rows summed; freeze/lr/sparse/unfreeze_at_epoch/max_norm then apply to the fine-tuned one
+    # (sequence models only: cnn, transformer, transformer_lm)
+    channels: int = 1
 
 
 # --------------------------------------------------------------------------- pretrained

@@ -204,7 +204,10 @@ def from_checkpoint(ckpt: dict[str, Any], name: str = "checkpoint") -> LoadedMod
     state = {
         k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")
     }
-    table = ckpt["state_dict"]["embedding.weight"]  # the task's handle on the table
+    weights = ckpt["state_dict"]  # the task's handle on the table: one, or the trained channel
+    table = weights.get("embedding.weight", weights.get("embedding.nonstatic.weight"))
+    if table is None:
+        raise CheckpointError(f"{name}: no embedding table in the checkpoint's state_dict")
     with open_dict(cfg):  # the table's shape comes from the weights, not from pretrained vectors
         cfg.embedding.dim = int(table.shape[1])
     if table.shape[0] != len(vocab):

@@ -6,6 +6,10 @@
   as a HISTOGRAM, its mean as a scalar, the words that moved most as TEXT.
 - :class:`EmbeddingHistograms` — HISTOGRAMS of row norms and gradient row norms every N steps.
 
+Each view covers every table of the embedding (:func:`embedding_tables`): ``embedding`` for
+one table; ``embedding/static`` and ``embedding/nonstatic`` for ``embedding.channels=2``
+(tensors ``embedding/static_start``, scalars ``embedding/nonstatic/drift_cosine_mean``, ...).
+
 All of them need a TensorBoard logger, a task with ``.embedding`` and a datamodule with
 ``vocab`` and ``encoded["train"]``; without one they log a warning once and do nothing.
 """
@@ -18,6 +22,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from embedlab.embeddings.multichannel import embedding_tables
 from embedlab.tensorboard import writer_of
 from embedlab.tensorboard.embeddings import (
     SpilledTable,
@@ -35,8 +40,14 @@ SPILL_BYTES = 64 * 2**20  # drift snapshots of larger tables wait on disk (Spill
 
 
 def _weight(pl_module: L.LightningModule) -> torch.nn.Parameter | None:
+    """The trained table (with two channels: the non-static one)."""
     emb = getattr(pl_module, "embedding", None)
     return getattr(emb, "weight", None)
+
+
+def _tables(pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
+    """Every table of the task's embedding by its TensorBoard name."""
+    return embedding_tables(getattr(pl_module, "embedding", None))
 
 
 def _vocab_counts(trainer: L.Trainer) -> tuple[list[str], torch.Tensor, set[str]] | None:
@@ -73,14 +84,14 @@ class _EmbeddingCallback(L.Callback):
 
     def _inputs(
         self, trainer: L.Trainer, pl_module: L.LightningModule
-    ) -> tuple[list[str], torch.Tensor, set[str], torch.nn.Parameter] | None:
-        """(vocabulary, train frequencies, specials, embedding weight), or None to skip."""
+    ) -> tuple[list[str], torch.Tensor, set[str], dict[str, torch.Tensor]] | None:
+        """(vocabulary, train frequencies, specials, the tables by name), or None to skip."""
         if not self._ready(trainer, pl_module):
             return None
         data = _vocab_counts(trainer)
         if data is None:
             return None
-        return (*data, _weight(pl_module))
+        return (*data, _tables(pl_module))
 
 
 class EmbeddingProjector(_EmbeddingCallback):
@@ -90,73 +101,82 @@ class EmbeddingProjector(_EmbeddingCallback):
         super().__init__()
         self.top_n, self.at_start, self.at_end = top_n, at_start, at_end
 
-    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
+    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, when: str) -> None:
         inputs = self._inputs(trainer, pl_module)
         if inputs is None:
             return
-        vocab, counts, specials, weight = inputs
-        ids = top_words(counts[: weight.shape[0]], vocab, self.top_n, skip=specials)
-        if ids.numel() > 0:
-            log_projector(
-                writer_of(trainer.loggers), weight, ids, vocab, counts, tag, trainer.global_step
-            )
+        vocab, counts, specials, tables = inputs
+        for name, weight in tables.items():  # tensor "<table>_start" / "<table>_end"
+            ids = top_words(counts[: weight.shape[0]], vocab, self.top_n, skip=specials)
+            if ids.numel() > 0:
+                writer = writer_of(trainer.loggers)
+                tag = f"{name}_{when}"
+                log_projector(writer, weight, ids, vocab, counts, tag, trainer.global_step)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.at_start:
-            self._log(trainer, pl_module, "embedding_start")
+            self._log(trainer, pl_module, "start")
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.at_end:
-            self._log(trainer, pl_module, "embedding_end")
+            self._log(trainer, pl_module, "end")
 
 
 class EmbeddingDrift(_EmbeddingCallback):
-    """Keep a copy of the table at the start; at the end log how far each word moved."""
+    """Keep a copy of each table at the start; at the end log how far each word moved."""
 
     def __init__(self, top_k: int = 25, min_count: int = 1) -> None:
         super().__init__()
         self.top_k, self.min_count = top_k, min_count
-        self._initial: torch.Tensor | None = None
+        self._initial: dict[str, torch.Tensor | SpilledTable] = {}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._ready(trainer, pl_module):
-            weight = _weight(pl_module)
-            if weight.numel() * 4 > SPILL_BYTES:  # kept on disk until the end of training
-                self._initial = SpilledTable(weight)
-            else:
-                self._initial = weight.detach().float().cpu().clone()
+            self._initial = {
+                name: SpilledTable(t)
+                if t.numel() * 4 > SPILL_BYTES
+                else t.detach().float().cpu().clone()
+                for name, t in _tables(pl_module).items()
+            }  # tables over SPILL_BYTES wait on disk until the end of training
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        initial, self._initial = self._initial, None  # not held through testing
+        initial, self._initial = self._initial, {}  # not held through testing
         try:
             self._log_drift(trainer, pl_module, initial)
         finally:
-            if isinstance(initial, SpilledTable):
-                initial.close()
+            for snapshot in initial.values():
+                if isinstance(snapshot, SpilledTable):
+                    snapshot.close()
 
     def _log_drift(
         self,
         trainer: L.Trainer,
         pl_module: L.LightningModule,
-        initial: torch.Tensor | SpilledTable | None,
+        snapshots: dict[str, torch.Tensor | SpilledTable],
     ) -> None:
-        inputs = None if initial is None else self._inputs(trainer, pl_module)
+        inputs = self._inputs(trainer, pl_module) if snapshots else None
         if inputs is None:
             return
-        vocab, counts, specials, weight = inputs
-        n = min(len(vocab), weight.shape[0], initial.shape[0])
-        seen = counts[:n] >= self.min_count
-        for i, word in enumerate(vocab[:n]):
-            if word in specials:
-                seen[i] = False
-        ids = torch.nonzero(seen).flatten()
-        drift = embedding_drift(initial, weight, ids)
-        if drift.ids.numel() == 0:
-            log.warning(
-                "EmbeddingDrift: no word has a non-zero vector before and after training; nothing logged"
-            )
-            return
-        log_drift(writer_of(trainer.loggers), drift, vocab, counts, self.top_k, trainer.global_step)
+        vocab, counts, specials, tables = inputs
+        for name, weight in tables.items():
+            initial = snapshots.get(name)
+            if initial is None:
+                continue
+            n = min(len(vocab), weight.shape[0], initial.shape[0])
+            seen = counts[:n] >= self.min_count
+            for i, word in enumerate(vocab[:n]):
+                if word in specials:
+                    seen[i] = False
+            drift = embedding_drift(initial, weight, torch.nonzero(seen).flatten())
+            if drift.ids.numel() == 0:
+                log.warning(
+                    "EmbeddingDrift: no word of %s has a non-zero vector before and after "
+                    "training; nothing logged",
+                    name,
+                )
+                continue
+            writer = writer_of(trainer.loggers)
+            log_drift(writer, drift, vocab, counts, self.top_k, trainer.global_step, prefix=name)
 
 
 class EmbeddingHistograms(_EmbeddingCallback):
@@ -180,10 +200,11 @@ class EmbeddingHistograms(_EmbeddingCallback):
         ):
             return
         self._last_step = step
-        writer, weight = writer_of(trainer.loggers), _weight(pl_module)
-        if self.row_norms:
-            writer.add_histogram("embedding/row_norm", row_norms(weight), step)
-        if self.grad_norms and weight.grad is not None:
-            norms = grad_row_norms(weight.grad)
-            if norms.numel():
-                writer.add_histogram("embedding/grad_row_norm", norms, step)
+        writer = writer_of(trainer.loggers)
+        for name, weight in _tables(pl_module).items():
+            if self.row_norms:
+                writer.add_histogram(f"{name}/row_norm", row_norms(weight), step)
+            if self.grad_norms and weight.grad is not None:  # a static table has none
+                norms = grad_row_norms(weight.grad)
+                if norms.numel():
+                    writer.add_histogram(f"{name}/grad_row_norm", norms, step)

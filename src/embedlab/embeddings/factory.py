@@ -1,5 +1,8 @@
 """Build the embedding layer from config: nn.Embedding or nn.EmbeddingBag, initialized.
 
+With ``embedding.channels=2`` the built table becomes the fine-tuned channel of a
+:class:`~embedlab.embeddings.multichannel.MultiChannelEmbedding` beside a static copy of it.
+
 The factory is the one place that turns ``embedding`` + ``pretrained`` config into a module;
 models receive the built layer in their constructor and never look at config.
 """
@@ -13,6 +16,7 @@ from torch import nn
 
 from embedlab.embeddings.bag import BagEmbedding
 from embedlab.embeddings.init import initialize
+from embedlab.embeddings.multichannel import MultiChannelEmbedding
 from embedlab.embeddings.pretrained import AlignedVectors
 from embedlab.errors import ConfigError
 
@@ -23,12 +27,13 @@ def build_embedding(
     pad_idx: int | None,
     bag: bool,
     pretrained: AlignedVectors | None = None,
-) -> nn.Embedding | nn.EmbeddingBag:
+) -> nn.Embedding | nn.EmbeddingBag | MultiChannelEmbedding:
     """Create the table for ``num_embeddings`` rows with ``cfg`` (an EmbeddingConfig).
 
     ``pad_idx`` is the <pad> id; it becomes ``padding_idx`` when ``cfg.padding_idx`` is set.
     With ``pretrained``, found rows are copied in and the others use ``cfg.init`` (the OOV
     initializer). ``freeze`` (or a pending ``unfreeze_at_epoch``) turns the gradient off.
+    ``channels=2``: that table is the non-static channel, a copy of its start the static one.
     """
     padding_idx = pad_idx if cfg.padding_idx else None
     if pretrained is not None and cfg.dim is not None and cfg.dim != pretrained.dim:
@@ -69,4 +74,6 @@ def build_embedding(
             layer.weight[padding_idx].zero_()
     if cfg.freeze or cfg.unfreeze_at_epoch is not None:
         layer.weight.requires_grad_(False)
+    if cfg.get("channels", 1) == 2:
+        return MultiChannelEmbedding(layer)
     return layer

@@ -53,6 +53,7 @@ def _embedding_problems(cfg: Any) -> list[str]:
             problems.append(
                 f"embedding.unfreeze_at_epoch: must be >= 1 (0 = never frozen), got {emb.unfreeze_at_epoch}"
             )
+    problems += _channel_problems(cfg)
     if emb.sparse and nccl_ddp(cfg.trainer):
         problems.append(
             "embedding.sparse: DDP on GPUs (NCCL) cannot all-reduce sparse gradients; set "
@@ -61,6 +62,33 @@ def _embedding_problems(cfg: Any) -> list[str]:
     if emb.sparse and cfg.trainer.gradient_clip_val:
         problems.append(
             "trainer.gradient_clip_val: gradient clipping does not support the sparse gradients of embedding.sparse=true"
+        )
+    return problems
+
+
+def _channel_problems(cfg: Any) -> list[str]:
+    """``embedding.channels``: 1, or 2 (static + fine-tuned) on a model that reads sequences."""
+    from embedlab.models import MODELS
+
+    emb = cfg.embedding
+    if emb.channels not in (1, 2):
+        return [
+            f"embedding.channels: 1 (one table) or 2 (a static and a fine-tuned copy), got {emb.channels}"
+        ]
+    if emb.channels == 1:
+        return []
+    problems = []
+    name = cfg.model.get("name")
+    if name in MODELS and not MODELS.get(name).sequence:
+        takers = ", ".join(n for n in MODELS.names() if MODELS.get(n).sequence)
+        problems.append(
+            f"embedding.channels: 2 needs a model that reads token sequences ({takers}); "
+            f"model={name} does not (set embedding.channels=1)"
+        )
+    if emb.freeze:
+        problems.append(
+            "embedding.freeze: true would freeze both channels of embedding.channels=2 (one static, "
+            "one fine-tuned); set embedding.freeze=false, or embedding.channels=1 for a static table"
         )
     return problems
 

@@ -18,6 +18,7 @@ from omegaconf import MISSING
 from torch import nn
 
 from embedlab.models.bag_of_embeddings import BagOfEmbeddings
+from embedlab.models.cnn import SentenceCNN
 from embedlab.models.transformer import TransformerClassifier, TransformerEncoder, TransformerLM
 from embedlab.models.word2vec import CBOW, SkipGram
 from embedlab.registry import Registry
@@ -91,6 +92,20 @@ class TransformerLMConfig(TransformerCommon):
     tie_weights: bool = True
 
 
+@dataclass
+class CNNConfig(ModelCommon):
+    """Kim (2014)'s sentence CNN over padded, masked batches (models/cnn.py)."""
+
+    name: str = "cnn"
+    filter_widths: list[int] = field(default_factory=lambda: [3, 4, 5])  # window sizes, in tokens
+    num_filters: int = 100  # feature maps per width
+    activation: Activation = Activation.relu  # after each convolution, before the max over time
+    dropout: float = 0.5  # on the pooled features, before the output layer
+    # L2 cap on each output-layer weight row (one per class), restored after every optimizer
+    # step (Kim's s = 3); null: no cap. Not embedding.max_norm, which caps looked-up rows.
+    max_norm: float | None = 3.0
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     build: Callable[[Any, nn.Module, int], nn.Module]  # (model_cfg, embedding, num_outputs)
@@ -98,6 +113,11 @@ class ModelSpec:
     bag_embedding: bool  # whether the factory builds nn.EmbeddingBag (else nn.Embedding)
     # what a null (``~``) in these keys means for this model, e.g. {"tokenizer.ngrams": 2}
     defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sequence(self) -> bool:
+        """Whether the model reads (B, T) token sequences (and so takes embedding.channels=2)."""
+        return self.layout in ("padded", "causal")
 
 
 MODELS: Registry[ModelSpec] = Registry("model", "model.name", node="model", group="model")
@@ -118,6 +138,11 @@ def _transformer_problems(cfg: Any) -> list[str]:
 def _transformer_lm_problems(cfg: Any) -> list[str]:
     m = cfg.model
     problems = _transformer_problems(cfg)
+    if m.tie_weights and cfg.embedding.channels == 2:
+        problems.append(
+            "model.tie_weights: ties the output layer to one table and embedding.channels=2 has "
+            "two; set model.tie_weights=false"
+        )
     if m.tie_weights and cfg.pretrained.source == "none" and cfg.embedding.dim != m.d_model:
         problems.append(
             f"model.tie_weights: needs embedding.dim ({cfg.embedding.dim}) == model.d_model ({m.d_model}); "
@@ -184,6 +209,48 @@ MODELS.register("transformer_lm", TransformerLMConfig, check=_transformer_lm_pro
 )
 
 
+# --------------------------------------------------------------------------- Kim's CNN
+
+
+def _cnn_problems(cfg: Any) -> list[str]:
+    m = cfg.model
+    problems = []
+    if not m.filter_widths or min(m.filter_widths) < 1:
+        problems.append(
+            f"model.filter_widths: a non-empty list of widths >= 1, got {list(m.filter_widths)}"
+        )
+    if m.num_filters < 1:
+        problems.append(f"model.num_filters: must be >= 1, got {m.num_filters}")
+    if not 0 <= m.dropout < 1:
+        problems.append(f"model.dropout: must be in [0, 1), got {m.dropout}")
+    if m.max_norm is not None and m.max_norm <= 0:
+        problems.append(f"model.max_norm: must be > 0 (null: no cap), got {m.max_norm}")
+    return problems
+
+
+def _build_cnn(cfg: Any, embedding: nn.Module, num_outputs: int) -> nn.Module:
+    return SentenceCNN(
+        embedding,
+        num_outputs,
+        filter_widths=list(cfg.filter_widths),
+        num_filters=cfg.num_filters,
+        activation=cfg.activation,
+        dropout=cfg.dropout,
+        max_norm=cfg.max_norm,
+    )
+
+
+# Kim's mini-batches of 50 sentences; words only, dense table (Adadelta has no sparse form)
+MODELS.register("cnn", CNNConfig, check=_cnn_problems)(
+    ModelSpec(
+        _build_cnn,
+        "padded",
+        bag_embedding=False,
+        defaults={"tokenizer.ngrams": 1, "embedding.sparse": False, "data.batch_size": 50},
+    )
+)
+
+
 # --------------------------------------------------------------------------- word2vec
 
 
@@ -227,6 +294,7 @@ __all__ = [
     "MODELS",
     "BagOfEmbeddings",
     "ModelSpec",
+    "SentenceCNN",
     "SkipGram",
     "TransformerClassifier",
     "TransformerEncoder",

@@ -158,7 +158,7 @@ class TransformerEncoder(nn.Module):
 
     def __init__(
         self,
-        embedding: nn.Embedding,
+        embedding: nn.Module,  # nn.Embedding or MultiChannelEmbedding: (B, T) -> (B, T, D)
         d_model: int = 64,
         nhead: int = 4,
         num_layers: int = 2,
@@ -171,9 +171,10 @@ class TransformerEncoder(nn.Module):
         scale_embedding: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(embedding, nn.Embedding):
+        if isinstance(embedding, nn.EmbeddingBag) or not hasattr(embedding, "embedding_dim"):
             raise TypeError(
-                f"the transformer needs an nn.Embedding, got {type(embedding).__name__}"
+                "the transformer needs a sequence lookup (nn.Embedding, or the multichannel pair), "
+                f"got {type(embedding).__name__}"
             )
         self.embedding = embedding
         self.d_model = d_model

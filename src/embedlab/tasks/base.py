@@ -4,7 +4,8 @@ A task owns its loss and metrics; what every task does the same way lives here o
 model (a plain ``nn.Module``) and the embedding table inside it, the optimizer and schedule
 with the table's own parameter group (:func:`embedlab.training.optim.build_optimization`), a
 table that a callback unfreezes later, the examples counter the Throughput callback reads,
-the pretrained-coverage report, and the self-contained checkpoint (resolved config,
+the pretrained-coverage report, the model's weight constraints after each optimizer step
+(``apply_constraints``, e.g. the CNN's max-norm), and the self-contained checkpoint (resolved config,
 tokenizer, labels, n-grams under ``checkpoint["embedlab"]``).
 """
 
@@ -59,6 +60,16 @@ class EmbeddingTask(L.LightningModule):
             unfreeze_later=self.unfreeze_later,
             other_tables=self.other_tables(),
         )
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """Lightning's step, then the model's weight constraints (e.g. the CNN's max-norm).
+
+        The one place a model's ``apply_constraints()`` runs: after every optimizer step.
+        """
+        super().optimizer_step(*args, **kwargs)
+        constrain = getattr(self.model, "apply_constraints", None)
+        if constrain is not None:
+            constrain()
 
     def _log_train(self, when: str) -> None:
         """Log the mean training loss of the window (``step``) or the epoch (``epoch``)."""

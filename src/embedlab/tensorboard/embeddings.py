@@ -123,13 +123,15 @@ def log_drift(
     counts: torch.Tensor,
     top_k: int,
     step: int,
+    prefix: str = "embedding",
 ) -> None:
-    """HISTOGRAM ``embedding/drift_cosine``, scalar ``embedding/drift_cosine_mean`` and a TEXT
-    table ``embedding/most_moved`` of the ``top_k`` words that moved most."""
+    """HISTOGRAM ``<prefix>/drift_cosine``, scalar ``<prefix>/drift_cosine_mean`` and a TEXT
+    table ``<prefix>/most_moved`` of the ``top_k`` words that moved most (``prefix``: the
+    table's name, e.g. ``embedding/static`` for one channel of ``embedding.channels=2``)."""
     if drift.ids.numel() == 0:
         return
-    writer.add_histogram("embedding/drift_cosine", drift.cosine, step)
-    writer.add_scalar("embedding/drift_cosine_mean", float(drift.cosine.mean()), step)
+    writer.add_histogram(f"{prefix}/drift_cosine", drift.cosine, step)
+    writer.add_scalar(f"{prefix}/drift_cosine_mean", float(drift.cosine.mean()), step)
     if top_k > 0:
         order = torch.argsort(drift.cosine, descending=True)[:top_k]
         lines = ["| word | frequency | cosine distance | L2 distance |", "|---|---:|---:|---:|"]
@@ -139,7 +141,7 @@ def log_drift(
             lines.append(
                 f"| {word} | {int(counts[i])} | {float(drift.cosine[j]):.4f} | {float(drift.l2[j]):.4f} |"
             )
-        writer.add_text("embedding/most_moved", "\n".join(lines), step)
+        writer.add_text(f"{prefix}/most_moved", "\n".join(lines), step)
     writer.flush()
 
 
