@@ -217,6 +217,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     }
     if ckpt is not None and ckpt.best_model_score is not None:
         metrics[f"{cfg.task.monitor}_best"] = float(ckpt.best_model_score)
+    pruning = callbacks.get("optuna_pruning")
+    if pruning is not None and pruning.pruned_at_epoch is not None:
+        metrics["pruned_at_epoch"] = pruning.pruned_at_epoch  # an Optuna trial its pruner stopped
     if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(
             json.dumps(metrics, indent=2, sort_keys=True) + "\n"
@@ -325,9 +328,7 @@ def main() -> None:
         raise
     summary = sweep.LAST_SUMMARY
     if summary and summary["failed"]:
-        raise SystemExit(
-            f"embedlab-train: {len(summary['failed'])} of {summary['jobs']} jobs failed (see {summary['sweep_dir']})"
-        )
+        raise SystemExit(sweep.failure_line(summary))
 
 
 def cli() -> None:
