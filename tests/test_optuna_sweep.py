@@ -169,7 +169,7 @@ def test_killed_study_resumes_with_the_remaining_trials(tmp_path: Path):
     assert len(trials(sweep)) == len(after)
 
 
-@pytest.mark.parametrize("launcher", ["basic", pytest.param("joblib", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
 def test_trials_worse_than_the_median_are_pruned(tmp_path: Path, launcher: str):
     """A completed trial whose curve no real trial can reach (2.0 at every epoch, for an
     accuracy) is in the study first; the median pruner stops every new trial after its first
@@ -333,5 +333,5 @@ def test_pruning_callback_only_for_an_optuna_trial(make_cfg, tmp_path: Path):
     assert isinstance(callback, OptunaPruning)
     assert (callback.study_name, callback.trial_number) == ("s", 3)
     assert callback.monitor == "val/acc_best"  # optimized_metric: the study's objective
-    with pytest.raises(ConfigError, match="callbacks.optuna_pruning.study_name: set together"):
+    with pytest.raises(ConfigError, match=r"callbacks\.optuna_pruning\.study_name: set together"):
         validate(make_cfg(keys[0]))

@@ -331,6 +331,19 @@ def main() -> None:
         raise SystemExit(sweep.failure_line(summary))
 
 
+def _stop_joblib_workers() -> None:
+    """End the worker processes of ``launcher=joblib`` (loky's reusable executor).
+
+    Loky stops them at interpreter exit, which ``os._exit`` skips: left alone they idled for
+    loky's 300 s timeout after the sweep, holding memory and the console's pipes (a caller
+    reading the output waited those 5 minutes for end of file).
+    """
+    reusable = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(reusable, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True)
+
+
 def cli() -> None:
     """The ``embedlab-train`` console script: :func:`main`, then exit without interpreter teardown.
 
@@ -340,6 +353,7 @@ def cli() -> None:
     through the normal path.
     """
     main()
+    _stop_joblib_workers()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
