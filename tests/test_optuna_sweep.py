@@ -206,6 +206,12 @@ def test_trials_worse_than_the_median_are_pruned(tmp_path: Path, launcher: str):
     assert results["trials"] == {"complete": 1, "pruned": 2, "fail": 0}
     assert results["best_trial"] == 0
 
+    from embedlab.report import build_report
+
+    labels = [r.label for r in build_report(sweep, plots=False).runs]
+    assert len(labels) == 2 and all(label.startswith("embedding=") for label in labels)
+    assert not [label for label in labels if "optuna_pruning" in label]  # plumbing, not a param
+
 
 def test_sweep_whose_trials_all_fail_ends_with_one_line(tmp_path: Path):
     sweep = tmp_path / "study"
