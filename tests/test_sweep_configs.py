@@ -77,6 +77,19 @@ def test_optuna_direction_follows_the_metric(metric, direction):
     assert cfg.hydra.sweeper.sampler._target_ == "optuna.samplers.TPESampler"
 
 
+def test_optuna_study_storage_pruner_and_parallel_trials(tmp_path):
+    cfg = compose_with_hydra("sweep=optuna", f"hydra.sweep.dir={tmp_path}")
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.startswith("hydra_plugins.embedlab_optuna_sweeper.")
+    assert sweeper.storage == f"sqlite:///{tmp_path}/optuna.db"  # in the sweep folder
+    assert sweeper.pruner._target_ == "optuna.pruners.MedianPruner"
+    assert sweeper.n_jobs == 1  # the basic launcher runs one job at a time
+    parallel = compose_with_hydra("sweep=optuna", "launcher=joblib", "hydra.launcher.n_jobs=3")
+    assert parallel.hydra.sweeper.n_jobs == 3  # a batch of trials fills the joblib workers
+    plain = compose_with_hydra("sweep=optuna", "hydra/sweeper/pruner=none")
+    assert plain.hydra.sweeper.pruner._target_ == "optuna.pruners.NopPruner"
+
+
 def test_job_dir_name(monkeypatch):
     monkeypatch.delenv(sweep.SWEPT_KEYS_ENV, raising=False)
     overrides = [

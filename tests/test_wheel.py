@@ -49,6 +49,9 @@ def test_wheel_contains_configs_and_composes_when_installed(tmp_path: Path):
     assert "embedlab/configs/train.yaml" in names
     assert "embedlab/configs/embedding/xavier_uniform.yaml" in names
     assert any(n.endswith("entry_points.txt") for n in names)
+    # the Optuna sweeper, in Hydra's plugin namespace package (which has no __init__.py)
+    assert "hydra_plugins/embedlab_optuna_sweeper/optuna_sweeper.py" in names
+    assert "hydra_plugins/__init__.py" not in names
 
     site = tmp_path / "site"
     install = subprocess.run(

@@ -128,6 +128,25 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
+# --------------------------------------------------------------------------- Optuna
+
+# Shared by the sweeper (hydra_plugins/embedlab_optuna_sweeper) and the pruning callback that
+# runs in each trial (embedlab/callbacks/optuna_pruning.py); the study's storage is how they talk.
+OPTUNA_PRUNER_ATTR = "embedlab_pruner"  # study user attr: the pruner's config (_target_, kwargs)
+OPTUNA_PRUNED_ATTR = "pruned_at_epoch"  # trial user attr: the callback stopped it at this epoch
+OPTUNA_INTERRUPTED_ATTR = "interrupted"  # trial user attr: FAIL because a killed sweep left it
+OPTUNA_RETRY_ATTR = "retry_of"  # trial user attr: the interrupted trial whose params it retries
+
+
+def optuna_storage(url: str) -> Any:
+    """Optuna's RDB storage for ``url``; on sqlite a writer waits up to 60 s for the file's lock
+    (parallel trials report into the same file)."""
+    import optuna
+
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+
+
 # --------------------------------------------------------------------------- failures
 
 
@@ -168,6 +187,7 @@ def summarize(sweep_dir: str | Path) -> dict[str, Any]:
     succeeded: list[str] = []
     failed: list[dict[str, str]] = []
     unfinished: list[str] = []
+    pruned: list[str] = []
     for folder in job_folders(sweep_dir):
         if (folder / FAILED_FILE).is_file():
             rec = json.loads((folder / FAILED_FILE).read_text())
@@ -176,18 +196,34 @@ def summarize(sweep_dir: str | Path) -> dict[str, Any]:
             )
         elif (folder / METRICS_FILE).is_file():
             succeeded.append(folder.name)
-        else:
+            if "pruned_at_epoch" in json.loads((folder / METRICS_FILE).read_text()):
+                pruned.append(folder.name)
+        else:  # still running, or interrupted (a killed sweep; Optuna retries its parameters)
             unfinished.append(folder.name)
     summary = {
         "sweep_dir": str(Path(sweep_dir).absolute()),
         "jobs": len(succeeded) + len(failed) + len(unfinished),
-        "succeeded": succeeded,
+        "succeeded": succeeded,  # pruned Optuna trials included: they ended early, on purpose
+        "pruned": pruned,
         "failed": failed,
         "unfinished": unfinished,
     }
     if Path(sweep_dir).is_dir():
         (Path(sweep_dir) / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def failure_line(summary: dict[str, Any]) -> str:
+    """The console script's last line when jobs of a sweep failed (it then exits 1)."""
+    bad, jobs, where = summary["failed"], summary["jobs"], summary["sweep_dir"]
+    if len(bad) < jobs or summary["unfinished"]:
+        return f"embedlab-train: {len(bad)} of {jobs} jobs failed (see {where})"
+    first = " ".join(bad[0]["error"].split())
+    first = first if len(first) <= 160 else first[:157] + "..."
+    return (
+        f"embedlab-train: all {jobs} jobs failed, nothing to compare; first: {first} "
+        f"(see {where}/*/{FAILED_FILE})"
+    )
 
 
 # --------------------------------------------------------------------------- Hydra callback
@@ -224,9 +260,10 @@ class SweepSummary(_HydraCallback):  # type: ignore[misc]
         LAST_SUMMARY = summary
         n, bad = summary["jobs"], summary["failed"]
         log.info(
-            "sweep finished: %d jobs, %d succeeded, %d failed in %s",
+            "sweep finished: %d jobs, %d succeeded (%d pruned), %d failed in %s",
             n,
             len(summary["succeeded"]),
+            len(summary["pruned"]),
             len(bad),
             sweep_dir,
         )

@@ -219,6 +219,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     }
     if ckpt is not None and ckpt.best_model_score is not None:
         metrics[f"{cfg.task.monitor}_best"] = float(ckpt.best_model_score)
+    pruning = callbacks.get("optuna_pruning")
+    if pruning is not None and pruning.pruned_at_epoch is not None:
+        metrics["pruned_at_epoch"] = pruning.pruned_at_epoch  # an Optuna trial its pruner stopped
     if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(
             json.dumps(metrics, indent=2, sort_keys=True) + "\n"
@@ -327,9 +330,20 @@ def main() -> None:
         raise
     summary = sweep.LAST_SUMMARY
     if summary and summary["failed"]:
-        raise SystemExit(
-            f"embedlab-train: {len(summary['failed'])} of {summary['jobs']} jobs failed (see {summary['sweep_dir']})"
-        )
+        raise SystemExit(sweep.failure_line(summary))
+
+
+def _stop_joblib_workers() -> None:
+    """End the worker processes of ``launcher=joblib`` (loky's reusable executor).
+
+    Loky stops them at interpreter exit, which ``os._exit`` skips: left alone they idled for
+    loky's 300 s timeout after the sweep, holding memory and the console's pipes (a caller
+    reading the output waited those 5 minutes for end of file).
+    """
+    reusable = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(reusable, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True)
 
 
 def cli() -> None:
@@ -341,6 +355,7 @@ def cli() -> None:
     through the normal path.
     """
     main()
+    _stop_joblib_workers()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from embedlab.callbacks.embeddings import EmbeddingDrift, EmbeddingHistograms, EmbeddingProjector
 from embedlab.callbacks.intrinsic import IntrinsicEvaluation
+from embedlab.callbacks.optuna_pruning import OptunaPruning
 from embedlab.callbacks.throughput import Throughput
 from embedlab.callbacks.unfreeze import UnfreezeEmbedding
 from embedlab.registry import Registry, schema_problems
@@ -83,6 +84,20 @@ class IntrinsicConfig:
     pairs_restrict: int = 300000  # similarity pairs: only the N most frequent words (gensim's)
     analogy_restrict: int = 30000  # analogies: only the N most frequent words
     every_n_epochs: int = 1
+
+
+@dataclass
+class OptunaPruningConfig:
+    """Report to an Optuna trial after each validation epoch; stop when its pruner says so.
+
+    The Optuna sweeper (``sweep=optuna``) sets ``storage``, ``study_name`` and ``trial`` for each
+    trial it launches; off while they are null (every run outside such a sweep).
+    """
+
+    storage: str | None = None  # the study's storage URL (sqlite:////abs/path/optuna.db, ...)
+    study_name: str | None = None
+    trial: int | None = None  # the trial's number in the study
+    monitor: str | None = None  # the metric reported; null: optimized_metric (the objective)
 
 
 @dataclass(frozen=True)
@@ -274,6 +289,32 @@ CALLBACKS.register("intrinsic", IntrinsicConfig, check=_intrinsic_problems)(
     CallbackSpec(_intrinsic)
 )
 
+_TRIAL_KEYS = ("storage", "study_name", "trial")
+
+
+def _optuna_pruning(node: Any, cfg: DictConfig, output_dir: Path) -> L.Callback | None:
+    if node.storage is None:
+        return None
+    return OptunaPruning(
+        node.storage, node.study_name, node.trial, node.monitor or cfg.optimized_metric
+    )
+
+
+def _optuna_pruning_problems(cfg: DictConfig) -> list[str]:
+    node = cfg.callbacks.optuna_pruning
+    unset = [k for k in _TRIAL_KEYS if node[k] is None]
+    if unset and len(unset) < len(_TRIAL_KEYS):
+        return [
+            f"callbacks.optuna_pruning.{unset[0]}: set together with "
+            f"{', '.join(k for k in _TRIAL_KEYS if k not in unset)} (the Optuna sweeper sets all three)"
+        ]
+    return _min("optuna_pruning.trial", 0)(cfg)
+
+
+CALLBACKS.register("optuna_pruning", OptunaPruningConfig, check=_optuna_pruning_problems)(
+    CallbackSpec(_optuna_pruning)
+)
+
 __all__ = [
     "CALLBACKS",
     "CallbackSpec",
@@ -281,6 +322,7 @@ __all__ = [
     "EmbeddingHistograms",
     "EmbeddingProjector",
     "IntrinsicEvaluation",
+    "OptunaPruning",
     "Throughput",
     "UnfreezeEmbedding",
 ]
