@@ -222,6 +222,16 @@ def test_streamed_lm_run_predicts_every_token_but_one_per_shard(make_cfg, tmp_pa
     assert metrics["test/ppl"] > 1 and (tmp_path / "run" / "metrics.json").is_file()
 
 
+def test_progress_bar_without_a_length_and_an_int_batch_limit(make_cfg, tmp_path):
+    train_file, val, _ = _corpus(tmp_path, 1000)
+    cfg = _files_cfg(
+        make_cfg, train_file, val, "trainer.enable_progress_bar=true", "callbacks.rich_progress=true",
+        "trainer.limit_train_batches=3", "data.batch_size=32",
+    )  # fmt: skip
+    metrics = train(cfg)
+    assert metrics["global_steps"] == 6 and metrics["train_examples"] == 2 * 3 * 32  # 2 epochs
+
+
 def test_a_bad_row_deep_in_the_stream_names_its_line_in_one_line(make_cfg, tmp_path):
     train_file, val, _ = _corpus(tmp_path, 1000)
     with train_file.open("a") as f:
@@ -349,7 +359,7 @@ def test_peak_memory_of_a_streamed_epoch_does_not_grow_with_the_corpus(bench, tm
     """2M and 8M generated lines (~150 and ~600 MiB a file), one full streamed epoch each of a
     tiny LM and a tiny bag classifier in a child process: the 4x peak RSS stays within
     1.15x of the 1x peak + 32 MiB (the in-memory path would hold 4x the texts and ids)."""
-    lines = 2_000_000
+    lines = int(os.environ.get("EMBEDLAB_STREAM_TEST_LINES", 2_000_000))  # smaller: a dry run
     rows = bench.run(lines, [1, 4], ["lm", "classification"], workers=1, tmp=tmp_path)
     for task in ("lm", "classification"):
         one, four = (r for r in rows if r["task"] == task)

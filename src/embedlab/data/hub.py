@@ -70,7 +70,7 @@ def _unreachable(cfg: Any, exc: BaseException | str) -> DataError:
     )
 
 
-def _load(cfg: Any) -> Any:
+def open_dataset(cfg: Any) -> Any:
     try:
         import datasets
     except ImportError as exc:  # the optional extra
@@ -113,7 +113,7 @@ def _load(cfg: Any) -> Any:
         raise _unreachable(cfg, exc) from exc
 
 
-def _class_names(split: Any, column: str) -> list[str] | None:
+def class_names(split: Any, column: str) -> list[str] | None:
     features = getattr(split, "features", None)
     feature = features.get(column) if features else None
     names = getattr(feature, "names", None)
@@ -177,7 +177,7 @@ def load_hub(
     its train split is read elsewhere, :mod:`embedlab.data.streaming`).
     """
     bad = BadRows(cfg.on_bad_rows)
-    dsd = _load(cfg)
+    dsd = open_dataset(cfg)
     available = list(dsd.keys())
     mapping = split_mapping(cfg, available)
     label_col = cfg.label_column
@@ -199,7 +199,7 @@ def load_hub(
         where = f"{cfg.name}[{theirs}]"
         check_columns(split, cfg, where)
         if ours == "train" and label_col is not None:
-            names = names or _class_names(split, label_col)
+            names = names or class_names(split, label_col)
         examples = split if cfg.max_examples is None else itertools.islice(split, cfg.max_examples)
         rows = list(example_rows(examples, cfg, names, where, bad))
         texts = [r.text for r in rows]

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from embedlab.data.batching import BagBatches, PaddedBatches, _world, identity_collate
+from embedlab.data.batching import BagBatches, PaddedBatches, identity_collate, world_and_rank
 from embedlab.data.files import (
     BadRows,
     LabelEncoder,
@@ -186,10 +186,10 @@ class HubRows(RowReader):
     """``data=hub`` with ``streaming``: the train split as a ``datasets.IterableDataset``."""
 
     def __init__(self, cfg: Any) -> None:
-        from embedlab.data.hub import _class_names, _load, check_columns, split_mapping
+        from embedlab.data.hub import check_columns, class_names, open_dataset, split_mapping
 
         self.cfg = cfg
-        dsd = _load(cfg)
+        dsd = open_dataset(cfg)
         available = list(dsd.keys())
         mapping = split_mapping(cfg, available)
         for ours in ("val", "test"):
@@ -206,7 +206,7 @@ class HubRows(RowReader):
         self.names = (
             list(cfg.label_names)
             if cfg.label_names
-            else _class_names(self.split, cfg.label_column)
+            else class_names(self.split, cfg.label_column)
             if cfg.label_column is not None
             else None
         )
@@ -331,7 +331,7 @@ class StreamBatches(IterableDataset):
     def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
         from tokenizers import Tokenizer
 
-        world, rank = (self.world, self.rank) if self.world else _world()
+        world, rank = (self.world, self.rank) if self.world else world_and_rank()
         shard = Shard.current(rank, world)
         tok = Tokenizer.from_str(self.tokenizer_json)
         rows, bad = self.reader.rows(shard, BadRows(self.on_bad_rows))
@@ -448,7 +448,7 @@ class StreamLoader(DataLoader):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:  # type: ignore[override]
-        world, rank = _world()
+        world, rank = world_and_rank()
         dataset: StreamBatches = self.dataset  # type: ignore[assignment]
         dataset.epoch, dataset.rank, dataset.world = self.epoch(), rank, world
         batches = super().__iter__()
