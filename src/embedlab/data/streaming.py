@@ -11,7 +11,9 @@ tokenizes and batches rows inside the DataLoader workers:
   ``r * W + w`` of ``R * W``: for a file, the lines that *begin* in that equal byte range
   (:class:`~embedlab.data.files.Span`), so every line is read by exactly one worker, and
   each reads only its own part. A hub split is divided over ranks by
-  ``datasets.distributed.split_dataset_by_node`` and over each rank's workers by
+  ``datasets.distributed.split_dataset_by_node`` (by data files when their number divides
+  the world size, else each rank reads every example and keeps every R-th) and over each
+  rank's workers by
   ``datasets`` itself (by data files: a split with fewer files than workers leaves some
   workers idle).
 - **Classification**: rows go through a seeded shuffle buffer (``data.shuffle_buffer``),
