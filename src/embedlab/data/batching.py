@@ -236,7 +236,7 @@ class ShardSampler(DistributedSampler):
         return len(range(self.rank, self.size, self.num_replicas))
 
 
-def _world() -> tuple[int, int]:
+def world_and_rank() -> tuple[int, int]:
     """(world size, rank) of the initialised process group, else (1, 0)."""
     import torch.distributed as dist
 
@@ -262,7 +262,7 @@ def make_loader(
         raise ValueError(
             "data.batch_size is null: pass the config through embedlab.config.validate"
         )
-    world, rank = _world()
+    world, rank = world_and_rank()
     if train and lengths is not None and data_cfg.length_buckets > 0:
         sampler = LengthBucketSampler(lengths, batch_size, data_cfg.length_buckets, seed=seed)
     elif train:  # order = f(seed, epoch): a resumed run sees the batches the first run would

@@ -55,6 +55,12 @@ class TextDataModule(L.LightningDataModule):
         self.cache_status = "off"
         self.ngrams: NgramVocab | None = None
         self.restored: dict[str, Any] | None = None  # a checkpoint's artifacts (see restore)
+        self.reader = None  # the streamed training split's reader (data.streaming)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the training split is streamed (``data.streaming``, :mod:`embedlab.data.streaming`)."""
+        return bool(self.data_cfg.get("streaming", False))
 
     def restore(self, artifacts: dict[str, Any]) -> None:
         """Encode with a trained run's tokenizer and n-grams (from :meth:`artifacts`) instead
@@ -62,8 +68,17 @@ class TextDataModule(L.LightningDataModule):
         self.restored = artifacts
 
     def _load_and_tokenize(self) -> dict[str, EncodedSplit]:
-        """Read the data source; train the tokenizer and encode every split (or hit the cache)."""
-        self.dataset = load_dataset(self.data_cfg, self.paths_cfg, self.seed)
+        """Read the data source; train the tokenizer and encode every split (or hit the cache).
+
+        A streamed source gives its vocabulary sample as the train split here (the tokenizer,
+        labels and n-grams come from it) and its val/test splits whole.
+        """
+        if self.streaming:
+            from embedlab.data.streaming import open_stream
+
+            self.reader, self.dataset = open_stream(self.data_cfg, self.paths_cfg)
+        else:
+            self.dataset = load_dataset(self.data_cfg, self.paths_cfg, self.seed)
         if self.restored is not None:
             from tokenizers import Tokenizer
 
@@ -135,7 +150,29 @@ class TextDataModule(L.LightningDataModule):
         """Tokens per example when training batches are padded (length-bucketed), else None."""
         return None
 
+    def _stream_layout(self) -> str:
+        """The batch layout of a streamed training split (see :class:`StreamBatches`)."""
+        raise NotImplementedError
+
+    def _epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
     def _loader(self, split: str, train: bool) -> DataLoader:
+        if train and self.streaming:
+            from embedlab.data.streaming import StreamBatches, StreamLoader
+
+            batches = StreamBatches(
+                self.reader,
+                self.tokenizer,  # as it is now: extended by pretrained words, if any
+                self.data_cfg,
+                self._stream_layout(),
+                self.seed,
+                self.pad_id,
+                eos_id=self.eos_id,
+                label_names=getattr(self.dataset, "label_names", None),
+                ngrams=self.ngrams,
+            )
+            return StreamLoader(batches, self.data_cfg.num_workers, self._epoch)
         return make_loader(
             self._dataset(split), self.data_cfg, train, self.seed, self._lengths(split)
         )
@@ -193,12 +230,15 @@ class ClassificationDataModule(TextDataModule):
             self._map_labels_to(list(self.restored["labels"]))
         self._check_labels()
         log.info(
-            "data: %s | vocab %d%s | tokenized cache: %s | %s",
+            "data: %s | vocab %d%s | tokenized cache: %s | %s%s",
             self.dataset.info.get("name", self.data_cfg.source),
             word_vocab,
             f" + {len(self.ngrams)} n-grams" if self.ngrams is not None else "",
             self.cache_status,
             ", ".join(f"{k} {len(v)}" for k, v in self.encoded.items()),
+            " (train: streamed; its vocabulary sample here; val/test in memory)"
+            if self.streaming
+            else "",
         )
 
     def extend_vocabulary(self, words: list[str]) -> None:
@@ -286,6 +326,9 @@ class ClassificationDataModule(TextDataModule):
         return self.dataset.label_names or [str(i) for i in range(self.num_classes)]
 
     # ------------------------------------------------------------------ loaders
+    def _stream_layout(self) -> str:
+        return self.layout
+
     def _dataset(self, split: str) -> BagBatches | PaddedBatches:
         if self.layout == "bag":
             return BagBatches(self.encoded[split])

@@ -25,7 +25,7 @@ from embedlab.errors import DataError
 log = logging.getLogger(__name__)
 
 DATA_FORMATS = ("csv", "tsv", "jsonl", "fasttext", "text")
-_EXTENSIONS = {
+EXTENSION_FORMATS = {
     ".csv": "csv",
     ".tsv": "tsv",
     ".tab": "tsv",
@@ -97,8 +97,8 @@ def detect_format(path: Path, fmt: str | None) -> str:
             )
         return fmt
     suffix = path.suffix.lower()
-    if suffix in _EXTENSIONS:
-        return _EXTENSIONS[suffix]
+    if suffix in EXTENSION_FORMATS:
+        return EXTENSION_FORMATS[suffix]
     if suffix in (".txt", ".train", ".valid", ".test", ""):
         with path.open("rb") as f:
             for raw in f:
@@ -111,10 +111,44 @@ def detect_format(path: Path, fmt: str | None) -> str:
     )
 
 
-def _decoded_lines(path: Path, encoding: str, bad: BadRows) -> Iterator[tuple[int, str]]:
-    """(line number, line without its newline); lines that do not decode go to ``bad``."""
+@dataclass(frozen=True)
+class Span:
+    """Bytes ``[start, end)`` of a file; a reader over it yields the lines that *begin* there.
+
+    The spans ``[size * k // n, size * (k + 1) // n)`` for k = 0..n-1 hand every line of the
+    file to exactly one of n readers, each reading only its own part (see
+    :mod:`embedlab.data.streaming`). Line numbers inside a span count from its first line;
+    :class:`SpanBadRows` turns them into the file's.
+    """
+
+    start: int
+    end: int
+
+    @classmethod
+    def part(cls, path: Path, index: int, count: int) -> Span:
+        size = path.stat().st_size
+        return cls(size * index // count, size * (index + 1) // count)
+
+
+def _decoded_lines(
+    path: Path, encoding: str, bad: BadRows, span: Span | None = None
+) -> Iterator[tuple[int, str]]:
+    """(line number, line without its newline); lines that do not decode go to ``bad``.
+
+    With ``span``: only the lines that begin inside it, numbered from 1 at its first line.
+    """
     with path.open("rb") as f:
+        pos, end = 0, None
+        if span is not None:
+            end = span.end
+            if span.start > 0:
+                f.seek(span.start - 1)
+                pos = span.start - 1 + len(f.readline())  # that line began before the span
         for lineno, raw in enumerate(f, 1):
+            if end is not None:
+                if pos >= end:
+                    break
+                pos += len(raw)
             try:
                 line = raw.decode(encoding)
             except UnicodeDecodeError as exc:
@@ -125,9 +159,47 @@ def _decoded_lines(path: Path, encoding: str, bad: BadRows) -> Iterator[tuple[in
                     lineno,
                 )
                 continue
-            if lineno == 1 and line.startswith("\ufeff"):
+            if lineno == 1 and (span is None or span.start == 0) and line.startswith("\ufeff"):
                 line = line[1:]  # a UTF-8 byte-order mark
             yield lineno, line.rstrip("\r\n")
+
+
+class SpanBadRows:
+    """A :class:`BadRows` for a reader of one :class:`Span`: reports the file's line numbers.
+
+    Lines inside a span are counted from its first line; the lines before it are counted only
+    when a bad row is reported (once), so a clean shard never reads the bytes before it.
+    """
+
+    def __init__(self, bad: BadRows, path: Path, span: Span) -> None:
+        self.bad, self.path, self.span = bad, path, span
+        self._before: int | None = None
+
+    def lines_before(self) -> int:
+        if self._before is None:
+            count = 0
+            if self.span.start > 0:
+                with self.path.open("rb") as f:
+                    f.seek(self.span.start - 1)
+                    first = self.span.start - 1 + len(f.readline())
+                    f.seek(0)
+                    left = first
+                    while left > 0:
+                        block = f.read(min(left, 1 << 24))
+                        if not block:
+                            break
+                        count += block.count(b"\n")
+                        left -= len(block)
+            self._before = count
+        return self._before
+
+    def __call__(self, reason: str, detail: str, path: str | Path, line: int | None) -> None:
+        if line is not None and Path(path) == self.path:
+            line += self.lines_before()
+        self.bad(reason, detail, path, line)
+
+    def __getattr__(self, name: str) -> Any:  # total, summary, report, policy
+        return getattr(self.bad, name)
 
 
 def _column_index(spec: Any, header: list[str] | None, key: str, path: Path) -> int:
@@ -158,14 +230,20 @@ def read_delimited(
     quoting: bool | None,
     encoding: str,
     bad: BadRows,
+    span: Span | None = None,
+    header_names: list[str] | None = None,
 ) -> Iterator[Row]:
-    """CSV/TSV rows; TSV is read with quoting off (texts may begin with a double quote)."""
+    """CSV/TSV rows; TSV is read with quoting off (texts may begin with a double quote).
+
+    With ``span`` (a part of the file after its first line): ``header_names`` are the
+    columns the header line names (read once by :func:`read_header`).
+    """
     delim = delimiter or ("\t" if fmt == "tsv" else ",")
     # the csv module refuses fields over 128 KiB; texts of any length are checked in
     # read_rows against data.max_text_chars, the same for every format
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     quote = quoting if quoting is not None else fmt == "csv"
-    lines = _decoded_lines(path, encoding, bad)
+    lines = _decoded_lines(path, encoding, bad, span)
     current = [0]
 
     def feed() -> Iterator[str]:
@@ -182,6 +260,15 @@ def read_delimited(
     names: list[str] | None = None
     n_fields: int | None = None
     text_idx = label_idx = None
+    if header and span is not None and span.start > 0:  # the header line is not in this part
+        names = list(header_names or [])
+        n_fields = len(names)
+        text_idx = _column_index(text_column, names, "text_column", path)
+        label_idx = (
+            None
+            if label_column is None
+            else _column_index(label_column, names, "label_column", path)
+        )
     while True:
         start = current[0] + 1  # the record's first line (a quoted field may span lines)
         try:
@@ -235,10 +322,15 @@ def read_delimited(
 
 
 def read_jsonl(
-    path: Path, text_column: Any, label_column: Any, encoding: str, bad: BadRows
+    path: Path,
+    text_column: Any,
+    label_column: Any,
+    encoding: str,
+    bad: BadRows,
+    span: Span | None = None,
 ) -> Iterator[Row]:
     """One JSON object per line; ``text_column``/``label_column`` are keys."""
-    for lineno, line in _decoded_lines(path, encoding, bad):
+    for lineno, line in _decoded_lines(path, encoding, bad, span):
         if not line.strip():
             continue
         try:
@@ -261,9 +353,11 @@ def read_jsonl(
         yield Row(lineno, text, None if label is None else str(label))
 
 
-def read_fasttext(path: Path, encoding: str, bad: BadRows) -> Iterator[Row]:
+def read_fasttext(
+    path: Path, encoding: str, bad: BadRows, span: Span | None = None
+) -> Iterator[Row]:
     """fastText supervised lines: ``__label__pos some text`` (one label per line)."""
-    for lineno, line in _decoded_lines(path, encoding, bad):
+    for lineno, line in _decoded_lines(path, encoding, bad, span):
         if not line.strip():
             continue
         tokens = line.split()
@@ -284,15 +378,35 @@ def read_fasttext(path: Path, encoding: str, bad: BadRows) -> Iterator[Row]:
         yield Row(lineno, " ".join(tokens), labels[0])
 
 
-def read_text(path: Path, encoding: str, bad: BadRows, skip_empty: bool = True) -> Iterator[Row]:
+def read_text(
+    path: Path, encoding: str, bad: BadRows, skip_empty: bool = True, span: Span | None = None
+) -> Iterator[Row]:
     """Plain text, one unlabelled example per line (blank lines dropped when ``skip_empty``)."""
-    for lineno, line in _decoded_lines(path, encoding, bad):
+    for lineno, line in _decoded_lines(path, encoding, bad, span):
         if line.strip() or not skip_empty:
             yield Row(lineno, line, None)
 
 
-def read_rows(path: Path, cfg: Any, bad: BadRows) -> tuple[str, list[Row]]:
-    """All good rows of ``path`` under the files config ``cfg``; returns (format, rows)."""
+def read_header(path: Path, cfg: Any, bad: BadRows) -> list[str] | None:
+    """The column names of a CSV/TSV file with ``data.header`` (None for other formats)."""
+    fmt = detect_format(path, cfg.format)
+    if fmt not in ("csv", "tsv") or not cfg.header:
+        return None
+    delim = cfg.delimiter or ("\t" if fmt == "tsv" else ",")
+    for _, line in _decoded_lines(path, cfg.encoding, bad):
+        if line.strip():
+            return [f.strip() for f in line.split(delim)]
+    return []
+
+
+def iter_rows(
+    path: Path,
+    cfg: Any,
+    bad: BadRows,
+    span: Span | None = None,
+    header_names: list[str] | None = None,
+) -> Iterator[Row]:
+    """The good rows of ``path`` (or of its ``span``) under the files config ``cfg``, lazily."""
     fmt = detect_format(path, cfg.format)
     if fmt in ("csv", "tsv"):
         rows = read_delimited(
@@ -305,14 +419,15 @@ def read_rows(path: Path, cfg: Any, bad: BadRows) -> tuple[str, list[Row]]:
             cfg.quoting,
             cfg.encoding,
             bad,
+            span,
+            header_names,
         )
     elif fmt == "jsonl":
-        rows = read_jsonl(path, cfg.text_column, cfg.label_column, cfg.encoding, bad)
+        rows = read_jsonl(path, cfg.text_column, cfg.label_column, cfg.encoding, bad, span)
     elif fmt == "fasttext":
-        rows = read_fasttext(path, cfg.encoding, bad)
+        rows = read_fasttext(path, cfg.encoding, bad, span)
     else:
-        rows = read_text(path, cfg.encoding, bad)
-    out = []
+        rows = read_text(path, cfg.encoding, bad, span=span)
     limit = cfg.get("max_text_chars") if hasattr(cfg, "get") else None
     for row in rows:
         if not row.text.strip():
@@ -329,8 +444,12 @@ def read_rows(path: Path, cfg: Any, bad: BadRows) -> tuple[str, list[Row]]:
         if row.label is not None and row.label == "":
             bad("empty label", "the label field is empty", path, row.line)
             continue
-        out.append(row)
-    return fmt, out
+        yield row
+
+
+def read_rows(path: Path, cfg: Any, bad: BadRows) -> tuple[str, list[Row]]:
+    """All good rows of ``path`` under the files config ``cfg``; returns (format, rows)."""
+    return detect_format(path, cfg.format), list(iter_rows(path, cfg, bad))
 
 
 # --------------------------------------------------------------------------- labels

@@ -11,12 +11,13 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from embedlab.data.files import BadRows, LabelEncoder
+from embedlab.data.files import BadRows, LabelEncoder, Row
 from embedlab.data.types import TextDataset, TextSplit
 from embedlab.errors import DataError
 
@@ -69,7 +70,7 @@ def _unreachable(cfg: Any, exc: BaseException | str) -> DataError:
     )
 
 
-def _load(cfg: Any) -> Any:
+def open_dataset(cfg: Any) -> Any:
     try:
         import datasets
     except ImportError as exc:  # the optional extra
@@ -112,28 +113,78 @@ def _load(cfg: Any) -> Any:
         raise _unreachable(cfg, exc) from exc
 
 
-def _class_names(split: Any, column: str) -> list[str] | None:
+def class_names(split: Any, column: str) -> list[str] | None:
     features = getattr(split, "features", None)
     feature = features.get(column) if features else None
     names = getattr(feature, "names", None)
     return list(names) if names else None
 
 
-def load_hub(cfg: Any, paths: Any) -> TextDataset:
-    """Load ``cfg.splits`` of ``cfg.name`` into TextSplits (labels None without a label column)."""
-    bad = BadRows(cfg.on_bad_rows)
-    dsd = _load(cfg)
-    available = list(dsd.keys())
+def check_columns(split: Any, cfg: Any, where: str) -> None:
+    """The text (and label) columns exist in ``split`` (a Dataset or IterableDataset)."""
+    columns = getattr(split, "column_names", None) or list((split.features or {}).keys())
+    for key, col in (("text_column", cfg.text_column), ("label_column", cfg.label_column)):
+        if col is not None and columns and col not in columns:
+            raise DataError(f"column {col!r} (data.{key}) not found; columns are {columns}", where)
+
+
+def example_rows(
+    examples: Any, cfg: Any, names: list[str] | None, where: str, bad: BadRows
+) -> Iterator[Row]:
+    """``Row(index, text, label name)`` per good example (labels as names when ``names`` index them)."""
+    label_col = cfg.label_column
+    for i, ex in enumerate(examples):
+        text = ex[cfg.text_column]
+        if not isinstance(text, str) or (label_col is not None and not text.strip()):
+            bad(
+                "empty text" if isinstance(text, str) else "text is not a string",
+                repr(text)[:60],
+                where,
+                i,
+            )
+            continue
+        label = None
+        if label_col is not None:
+            label = ex[label_col]
+            if label is None or (isinstance(label, int) and label < 0):
+                bad("missing label", repr(label), where, i)
+                continue
+            if names and isinstance(label, int | np.integer) and label < len(names):
+                label = names[label]
+            label = str(label)
+        yield Row(i, text, label)
+
+
+def split_mapping(cfg: Any, available: list[str]) -> dict[str, str]:
+    """Our split name -> the dataset's (the ones configured and not null); train must exist."""
     mapping = {k: v for k, v in _plain(cfg.splits).items() if v is not None}
     if "train" not in mapping or mapping["train"] not in available:
         raise DataError(
             f"hub dataset {cfg.name}: no train split {mapping.get('train')!r} (data.splits.train); it has {available}"
         )
+    return mapping
+
+
+def load_hub(
+    cfg: Any,
+    paths: Any,
+    only: tuple[str, ...] = ("train", "val", "test"),
+    names: list[str] | None = None,
+) -> TextDataset:
+    """Load ``cfg.splits`` of ``cfg.name`` into TextSplits (labels None without a label column).
+
+    ``only`` restricts the splits read; ``names`` fixes the label order (a streamed run's:
+    its train split is read elsewhere, :mod:`embedlab.data.streaming`).
+    """
+    bad = BadRows(cfg.on_bad_rows)
+    dsd = open_dataset(cfg)
+    available = list(dsd.keys())
+    mapping = split_mapping(cfg, available)
     label_col = cfg.label_column
-    names = list(cfg.label_names) if cfg.label_names else None
-    encoder: LabelEncoder | None = None
+    names = names or (list(cfg.label_names) if cfg.label_names else None)
+    encoder: LabelEncoder | None = LabelEncoder(names) if names and "train" not in only else None
     splits: dict[str, TextSplit] = {}
-    for ours in ("train", "val", "test"):
+    for ours in only:
         theirs = mapping.get(ours)
         if theirs is None:
             continue
@@ -146,51 +197,25 @@ def load_hub(cfg: Any, paths: Any) -> TextDataset:
             continue
         split = dsd[theirs]
         where = f"{cfg.name}[{theirs}]"
-        columns = getattr(split, "column_names", None) or list((split.features or {}).keys())
-        for key, col in (("text_column", cfg.text_column), ("label_column", label_col)):
-            if col is not None and columns and col not in columns:
-                raise DataError(
-                    f"column {col!r} (data.{key}) not found; columns are {columns}", where
-                )
+        check_columns(split, cfg, where)
         if ours == "train" and label_col is not None:
-            names = names or _class_names(split, label_col)
-        rows = split if cfg.max_examples is None else itertools.islice(split, cfg.max_examples)
-        texts: list[str] = []
-        raw_labels: list[Any] = []
-        for i, ex in enumerate(rows):
-            text = ex[cfg.text_column]
-            if not isinstance(text, str) or (label_col is not None and not text.strip()):
-                bad(
-                    "empty text" if isinstance(text, str) else "text is not a string",
-                    repr(text)[:60],
-                    where,
-                    i,
-                )
-                continue
-            if label_col is not None:
-                label = ex[label_col]
-                if label is None or (isinstance(label, int) and label < 0):
-                    bad("missing label", repr(label), where, i)
-                    continue
-                raw_labels.append(label)
-            texts.append(text)
+            names = names or class_names(split, label_col)
+        examples = split if cfg.max_examples is None else itertools.islice(split, cfg.max_examples)
+        rows = list(example_rows(examples, cfg, names, where, bad))
+        texts = [r.text for r in rows]
         labels = None
         if label_col is not None:
-            as_str = [
-                names[x] if names and isinstance(x, int | np.integer) and x < len(names) else str(x)
-                for x in raw_labels
-            ]
             if encoder is None:
-                encoder = LabelEncoder.fit(as_str, names)
+                encoder = LabelEncoder.fit([r.label for r in rows], names)
             ids, keep = [], []
-            for i, s in enumerate(as_str):
-                idx = encoder.lookup(s)
+            for i, row in enumerate(rows):
+                idx = encoder.lookup(row.label)
                 if idx is None:
                     bad(
                         "unknown label",
-                        f"{s!r} never seen in train (known: {encoder.names[:20]})",
+                        f"{row.label!r} never seen in train (known: {encoder.names[:20]})",
                         where,
-                        i,
+                        row.line,
                     )
                     continue
                 ids.append(idx)

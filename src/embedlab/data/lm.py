@@ -117,20 +117,25 @@ class LanguageModelDataModule(TextDataModule):
         for name, enc in encoded.items():
             if self.data_cfg.chunking == "stream":
                 enc = with_specials(enc, None, self.eos_id)
-                self.datasets[name] = StreamWindows(enc.ids, bs, self.pad_id)
+                if name != "train" or not self.streaming:  # streamed: StreamBatches, per worker
+                    self.datasets[name] = StreamWindows(enc.ids, bs, self.pad_id)
             else:  # truncated to block_size + 1 tokens (inputs + 1 target)
                 enc = with_specials(enc, self.bos_id, self.eos_id)
                 enc = _truncate(enc, enc.lengths.clamp_max(bs + 1))
                 self.datasets[name] = SentenceBatches(enc, self.pad_id)
             self.encoded[name] = enc
         log.info(
-            "lm data: %s | %s | vocab %d | tokenized cache: %s | %s",
+            "lm data: %s | %s | vocab %d | tokenized cache: %s | %s%s",
             self.data_cfg.source,
             self.data_cfg.chunking,
             len(self.vocab),
             self.cache_status,
             ", ".join(f"{k} {v.num_tokens} tokens" for k, v in self.datasets.items()),
+            " | train: streamed (vocabulary from a sample)" if self.streaming else "",
         )
+
+    def _stream_layout(self) -> str:
+        return "lm"
 
     def decode(self, ids: Sequence[int]) -> str:
         """Token ids back to text (specials kept visible, pads dropped)."""

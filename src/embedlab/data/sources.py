@@ -25,6 +25,7 @@ from omegaconf import MISSING, OmegaConf
 from embedlab.data import synthetic, synthetic_lm
 from embedlab.data.files import (
     DATA_FORMATS,
+    EXTENSION_FORMATS,
     BadRows,
     LabelEncoder,
     encode_labels,
@@ -88,6 +89,19 @@ class LMDataCommon(DataCommon):
 
 
 @dataclass
+class StreamingOptions:
+    """Keys of the sources that can stream their training split (text, files, hub)."""
+
+    # read the training split lazily, tokenizing in the DataLoader workers, sharded over
+    # workers and DDP ranks (val/test are still read into memory): corpora larger than memory
+    streaming: bool = False
+    vocab_sample: int = 100_000  # streaming: train the tokenizer (and label set) on this many rows
+    shuffle_buffer: int = (
+        10_000  # streaming: shuffle within a buffer of this many rows/blocks (0: file order)
+    )
+
+
+@dataclass
 class SyntheticLMConfig(LMDataCommon):
     """The embedded LM corpus: sentences from a seeded probabilistic grammar over pseudo-words."""
 
@@ -103,7 +117,7 @@ class SyntheticLMConfig(LMDataCommon):
 
 
 @dataclass
-class TextFilesLMConfig(LMDataCommon):
+class TextFilesLMConfig(StreamingOptions, LMDataCommon):
     """Plain-text corpora: one file per split, one text (sentence, line) per line."""
 
     source: str = "text"
@@ -116,7 +130,7 @@ class TextFilesLMConfig(LMDataCommon):
 
 
 @dataclass
-class FilesDataConfig(DataCommon):
+class FilesDataConfig(StreamingOptions, DataCommon):
     """Labelled examples from local files: CSV, TSV, JSONL, fastText ``__label__x text`` lines.
 
     Relative paths resolve against ``root`` (when set). Columns are names (header row, JSON
@@ -142,7 +156,7 @@ class FilesDataConfig(DataCommon):
 
 
 @dataclass
-class HubDataConfig(DataCommon):
+class HubDataConfig(StreamingOptions, DataCommon):
     """A dataset through ``datasets.load_dataset`` (Hugging Face hub, or a local builder)."""
 
     source: str = "hub"
@@ -159,7 +173,9 @@ class HubDataConfig(DataCommon):
     text_column: str = "text"  # the text field
     label_column: str | None = "label"  # the label field (null: unlabelled, e.g. LM corpora)
     label_names: list[str] | None = None  # id order (None: the ClassLabel names, else sorted)
-    streaming: bool = False  # read lazily without materialising the whole dataset on disk
+    # read lazily (datasets' streaming mode, nothing materialised on disk), and stream the
+    # training split through the DataLoader workers (see StreamingOptions)
+    streaming: bool = False
     # keep the first N examples per split (with streaming: fetch only N)
     max_examples: int | None = None
     cache_dir: str | None = None  # datasets' own cache (None: HF_DATASETS_CACHE)
@@ -230,30 +246,100 @@ def load_synthetic_lm(cfg: Any, paths: Any) -> TextDataset:
     return TextDataset(splits=splits, info={"source": "synthetic_lm"})
 
 
-@DATA_SOURCES.register("text", TextFilesLMConfig, check=_lm_problems)
-def load_text_files(cfg: Any, paths: Any) -> TextDataset:
-    """One plain-text file per split, one text per line (e.g. Penn Treebank)."""
-    root = Path(str(cfg.root)).expanduser()
+def _streaming_problems(cfg: Any) -> list[str]:
+    """What a streamed training split cannot do (run for the sources with StreamingOptions)."""
+    data, problems = cfg.data, []
+    if data.vocab_sample < 1:
+        problems.append(f"data.vocab_sample: must be >= 1, got {data.vocab_sample}")
+    if data.shuffle_buffer < 0:
+        problems.append(
+            f"data.shuffle_buffer: must be >= 0 (0: file order), got {data.shuffle_buffer}"
+        )
+    if not data.streaming:
+        return problems
+    trainer = cfg.trainer
+    limit = trainer.limit_train_batches
+    if isinstance(limit, float) and limit != 1.0:
+        problems.append(
+            f"trainer.limit_train_batches: a streamed epoch has no known length, so {limit} of it "
+            "is undefined; give a number of batches (an int) with data.streaming=true"
+        )
+    interval = trainer.val_check_interval
+    if isinstance(interval, float) and interval != 1.0:
+        problems.append(
+            f"trainer.val_check_interval: {interval} of a streamed epoch is undefined; give a "
+            "number of batches (an int) with data.streaming=true"
+        )
+    if cfg.scheduler.name != "none" and cfg.scheduler.interval == "step" and trainer.max_steps < 0:
+        problems.append(
+            f"trainer.max_steps: scheduler={cfg.scheduler.name} steps per batch and needs the "
+            "run's length, which a streamed epoch does not know; set trainer.max_steps=N "
+            "(or scheduler.interval=epoch)"
+        )
+    if cfg.task.name == "word2vec":
+        problems.append("data.streaming: task=word2vec reads its corpus into memory; set it false")
+    if data.get("chunking", "stream") != Chunking.stream:
+        problems.append(
+            "data.chunking: data.streaming=true cuts the token stream into blocks; use chunking=stream"
+        )
+    if "val" in data and data.val is None:
+        problems.append(
+            "data.val: data.streaming=true needs a validation file (a stream is not carved; "
+            "val and test are read into memory)"
+        )
+    if "quoting" in data:  # files: one record per line, so that a byte range holds whole rows
+        fmt = data.format or EXTENSION_FORMATS.get(Path(str(data.train)).suffix.lower())
+        if fmt == "csv" and data.quoting is not False:
+            problems.append(
+                "data.quoting: data.streaming=true reads CSV one record per line, and quoting "
+                "lets a record span lines; set data.quoting=false (no field holds a newline) "
+                "or use tsv/jsonl"
+            )
+    return problems
+
+
+def _text_problems(cfg: Any) -> list[str]:
+    return _lm_problems(cfg) + _streaming_problems(cfg)
+
+
+SPLITS = ("train", "val", "test")
+
+
+@DATA_SOURCES.register("text", TextFilesLMConfig, check=_text_problems)
+def load_text_files(
+    cfg: Any, paths: Any, only: tuple[str, ...] = SPLITS, names: list[str] | None = None
+) -> TextDataset:
+    """One plain-text file per split, one text per line (e.g. Penn Treebank).
+
+    ``only``: the splits to read (a streamed run reads val and test here, train lazily).
+    """
     bad = BadRows(cfg.on_bad_rows)
     splits: dict[str, TextSplit] = {}
     files: dict[str, str] = {}
-    for split in ("train", "val", "test"):
-        name = cfg.get(split)
-        if name is None:
+    for split in only:
+        if cfg.get(split) is None:
             continue
-        path = Path(str(name)).expanduser()
-        path = path if path.is_absolute() else root / path
-        if not path.is_file():
-            raise DataError(
-                f"data.{split}: file not found (data.root={root}, data.{split}={name})", str(path)
-            )
+        path = text_file(cfg, split)
         rows = read_text(path, cfg.encoding, bad, skip_empty=cfg.skip_empty)
         splits[split] = TextSplit(texts=[r.text.strip() for r in rows], labels=None)
         files[split] = str(path)
     bad.report()
-    if not splits["train"].texts:
+    if "train" in splits and not splits["train"].texts:
         raise DataError("data.train: the training file has no text", files["train"])
     return TextDataset(splits=splits, info={"source": "text", "files": files})
+
+
+def text_file(cfg: Any, split: str) -> Path:
+    """The file of ``split`` of a ``text`` source (relative to ``data.root``), which must exist."""
+    root = Path(str(cfg.root)).expanduser()
+    name = cfg.get(split)
+    path = Path(str(name)).expanduser()
+    path = path if path.is_absolute() else root / path
+    if not path.is_file():
+        raise DataError(
+            f"data.{split}: file not found (data.root={root}, data.{split}={name})", str(path)
+        )
+    return path
 
 
 def _files_problems(cfg: Any) -> list[str]:
@@ -273,6 +359,8 @@ def _files_problems(cfg: Any) -> list[str]:
             problems.append(f"data.{key}: a column name or 0-based position, got {value!r}")
     if data.delimiter is not None and len(data.delimiter) != 1:
         problems.append(f"data.delimiter: one character, got {data.delimiter!r}")
+    if not OmegaConf.is_missing(data, "train"):
+        problems += _streaming_problems(cfg)
     return problems
 
 
@@ -288,10 +376,15 @@ def _hub_problems(cfg: Any) -> list[str]:
         problems.append(f"data.splits: keys must be train, val, test; got {bad_keys}")
     if data.max_examples is not None and data.max_examples < 1:
         problems.append(f"data.max_examples: must be >= 1, got {data.max_examples}")
-    return problems
+    if data.streaming and data.splits.get("val") is None:
+        problems.append(
+            "data.splits.val: data.streaming=true needs a validation split (a stream is not carved)"
+        )
+    return problems + _streaming_problems(cfg)
 
 
-def _resolve(cfg: Any, key: str) -> Path:
+def resolve_file(cfg: Any, key: str) -> Path:
+    """The file of ``data.<key>`` of a ``files`` source (relative to ``data.root``), which must exist."""
     path = Path(str(cfg[key])).expanduser()
     if cfg.root and not path.is_absolute():
         root = Path(str(cfg.root)).expanduser()
@@ -308,17 +401,22 @@ def _resolve(cfg: Any, key: str) -> Path:
 
 
 @DATA_SOURCES.register("files", FilesDataConfig, check=_files_problems)
-def load_files(cfg: Any, paths: Any) -> TextDataset:
-    """Labelled (or, with ``label_column: null``/format text, unlabelled) examples from files."""
+def load_files(
+    cfg: Any, paths: Any, only: tuple[str, ...] = SPLITS, names: list[str] | None = None
+) -> TextDataset:
+    """Labelled (or, with ``label_column: null``/format text, unlabelled) examples from files.
+
+    ``only``: the splits to read; ``names``: the label order when train is not among them.
+    """
     bad = BadRows(cfg.on_bad_rows)
     labelled = cfg.label_column is not None
     splits: dict[str, TextSplit] = {}
-    encoder: LabelEncoder | None = None
+    encoder: LabelEncoder | None = LabelEncoder(names) if names else None
     formats = {}
-    for name in ("train", "val", "test"):
+    for name in only:
         if cfg.get(name) is None:
             continue
-        path = _resolve(cfg, name)
+        path = resolve_file(cfg, name)
         fmt, rows = read_rows(path, cfg, bad)
         formats[name] = fmt
         has_labels = labelled and fmt != "text"
@@ -348,10 +446,12 @@ def load_files(cfg: Any, paths: Any) -> TextDataset:
 
 
 @DATA_SOURCES.register("hub", HubDataConfig, check=_hub_problems)
-def load_hub(cfg: Any, paths: Any) -> TextDataset:
+def load_hub(
+    cfg: Any, paths: Any, only: tuple[str, ...] = SPLITS, names: list[str] | None = None
+) -> TextDataset:
     from embedlab.data.hub import load_hub as _load_hub
 
-    return _load_hub(cfg, paths)
+    return _load_hub(cfg, paths, only, names)
 
 
 def stratified_split(
