@@ -27,27 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import open_dict
-
-import embedlab.config  # noqa: F401  (registers the schema in Hydra's ConfigStore)
-from embedlab.paths import config_dir
 
 
 def load_batches(
     data: str, out: Path, extra: tuple[str, ...] = ()
 ) -> tuple[Any, list[dict[str, torch.Tensor]]]:
     """The task's module and one epoch of training batches for ``data`` (+ ``extra`` overrides)."""
-    from embedlab.config import validate
+    from embedlab.config import compose_config, validate
     from embedlab.tasks import TASKS
 
     overrides = ["print_config=false", "embedding.dim=100", f"data={data}", *extra]
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir, cfg.paths.cache_dir = str(out / "run"), str(out / "cache")
+    cfg = compose_config(overrides, {"output_dir": out / "run", "cache_dir": out / "cache"})
     validate(cfg)
     torch.manual_seed(0)
     datamodule, module = TASKS.get(cfg.task.name).setup(cfg)

@@ -23,12 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-import embedlab.config  # noqa: F401  (registers the schema in Hydra's ConfigStore)
-from embedlab.paths import config_dir
+from embedlab.config import compose_config
 
 # name: (overrides, epochs)
 CASES: dict[str, tuple[list[str], int]] = {
@@ -41,14 +38,8 @@ QUIET = ["print_config=false", "trainer.enable_progress_bar=false"]
 
 
 def compose_cfg(overrides: list[str], out: Path) -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=QUIET + overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out / "run")
-        cfg.paths.cache_dir = str(out / "cache")
-        cfg.paths.log_dir = str(out / "logs")
-    return cfg
+    paths = {"output_dir": out / "run", "cache_dir": out / "cache", "log_dir": out / "logs"}
+    return compose_config(QUIET + overrides, paths)
 
 
 def lightning_side(cfg: DictConfig) -> tuple[float, int]:

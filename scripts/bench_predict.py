@@ -25,11 +25,7 @@ TARGET = 50_000.0  # texts/s for the bag model (issue 11)
 
 
 def train_checkpoint(experiment: str, out: Path, extra: list[str]) -> str:
-    from hydra import compose, initialize_config_dir
-    from omegaconf import open_dict
-
-    from embedlab.config import validate
-    from embedlab.paths import config_dir
+    from embedlab.config import compose_config, validate
     from embedlab.train import train
 
     overrides = [
@@ -42,11 +38,7 @@ def train_checkpoint(experiment: str, out: Path, extra: list[str]) -> str:
         "callbacks.embedding_histograms.enabled=false",
         *extra,
     ]
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out / experiment)
-        cfg.paths.cache_dir = str(out / "cache")
+    cfg = compose_config(overrides, {"output_dir": out / experiment, "cache_dir": out / "cache"})
     return train(validate(cfg))["best_checkpoint"]
 
 

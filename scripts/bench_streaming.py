@@ -115,18 +115,11 @@ def overrides(task: str, folder: Path, workers: int) -> list[str]:
 
 def child(task: str, folder: Path, workers: int) -> None:
     """One streamed epoch in this process; print its peak RSS and speed as one JSON line."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import open_dict
-
-    import embedlab.config  # noqa: F401  (the schemas)
-    from embedlab.paths import config_dir
+    from embedlab.config import compose_config
     from embedlab.train import train
 
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=overrides(task, folder, workers))
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(folder / f"run_{task}")
-        cfg.paths.cache_dir = str(folder / "cache")
+    paths = {"output_dir": folder / f"run_{task}", "cache_dir": folder / "cache"}
+    cfg = compose_config(overrides(task, folder, workers), paths)
     started = time.perf_counter()
     metrics = train(cfg)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)

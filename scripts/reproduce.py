@@ -89,20 +89,9 @@ def published(data_dir: Path, folder: str) -> dict[str, dict[str, float]]:
 
 
 def compose(overrides: list[str], out_dir: Path) -> Any:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import open_dict
+    from embedlab.config import compose_config
 
-    import embedlab.config  # noqa: F401  (registers the schema)
-    from embedlab.paths import config_dir
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = hydra_compose("train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out_dir)
-    return cfg
+    return compose_config(overrides, {"output_dir": out_dir})
 
 
 def init_name(cfg: Any) -> str:

@@ -7,18 +7,18 @@ shipped sizes. ``SHARED_DATA`` is ``../shared/data`` when present (tests skip wi
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-import embedlab.config  # noqa: F401  (registers the schema in Hydra's ConfigStore)
-from embedlab.paths import config_dir
+from embedlab.config import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EMBEDLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -36,27 +36,24 @@ TINY_DATA = ["data.num_train=1200", "data.num_val=300", "data.num_test=300", "tr
 
 def compose_cfg(overrides: list[str], out: Path) -> DictConfig:
     """Compose ``train.yaml`` with ``overrides``; point every path at ``out``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.root_dir = str(out)
-        cfg.paths.output_dir = str(out / "run")
-        cfg.paths.log_dir = str(out / "logs")
-        cfg.paths.cache_dir = str(out / "cache")
-        cfg.paths.vector_cache = str(out / "vector_cache")
-    return cfg
+    paths = {"root_dir": out, "output_dir": out / "run", "log_dir": out / "logs"}
+    paths |= {"cache_dir": out / "cache", "vector_cache": out / "vector_cache"}
+    return compose_config(overrides, paths)
 
 
 def compose_eval(overrides: list[str], out: Path) -> DictConfig:
     """Compose ``eval.yaml`` (embedlab-eval) with ``overrides``; outputs and cache in ``out``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("eval", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
-        cfg.paths.cache_dir = str(out / "cache")
-    return cfg
+    return compose_config(overrides, {"output_dir": out, "cache_dir": out / "cache"}, "eval")
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` imported as a module (the scripts are not a package)."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
 
 
 # a two-job multirun of the console script on tiny data (sweep folder and root from the test)

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 
 from embedlab.training.optim import RowWiseAdagrad
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_bag_step.py"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_bag_step", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench() -> ModuleType:
+    return load_script("bench_bag_step")
 
 
 def test_stock_and_embedlab_paths_make_the_same_update(bench, tmp_path, one_thread):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from embedlab.data.lm import IGNORE, LanguageModelDataModule
 from embedlab.data.streaming import Shard, shuffled
 from embedlab.errors import ConfigError, DataError
 from embedlab.train import train
+from tests.conftest import load_script
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -332,14 +334,8 @@ def test_streaming_batches_match_the_in_memory_layouts(make_cfg, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def bench():
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_streaming.py"
-    spec = importlib.util.spec_from_file_location("bench_streaming", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench() -> ModuleType:
+    return load_script("bench_streaming")
 
 
 def test_bench_corpus_has_the_lines_and_labels_asked_for(bench, tmp_path):

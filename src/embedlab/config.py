@@ -276,6 +276,32 @@ def register_configs() -> None:
 register_configs()
 
 
+def compose_config(
+    overrides: list[str],
+    paths: dict[str, Any] | None = None,
+    config_name: str = "train",
+    return_hydra_config: bool = False,
+) -> DictConfig:
+    """``configs/<config_name>.yaml`` composed with ``overrides`` outside a Hydra app, with
+    ``paths.<key>`` set from ``paths`` (e.g. ``{"output_dir": run, "cache_dir": cache}``).
+
+    For scripts and tests that call ``train(cfg)`` in-process; clears any Hydra state left by
+    a previous composition.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from embedlab.paths import config_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=return_hydra_config)
+    with open_dict(cfg):
+        for key, value in (paths or {}).items():
+            cfg.paths[key] = str(value)
+    return cfg
+
+
 def apply_model_defaults(cfg: DictConfig) -> DictConfig:
     """Fill the keys left null (``~``) with the model's defaults (``ModelSpec.defaults``).
 

@@ -260,15 +260,18 @@ def read_delimited(
     names: list[str] | None = None
     n_fields: int | None = None
     text_idx = label_idx = None
+
+    def columns(names: list[str] | None) -> tuple[int, int | None]:
+        """(text, label) column positions: by name in the header ``names``, else by index."""
+        text = _column_index(text_column, names, "text_column", path)
+        if label_column is None:
+            return text, None
+        return text, _column_index(label_column, names, "label_column", path)
+
     if header and span is not None and span.start > 0:  # the header line is not in this part
         names = list(header_names or [])
         n_fields = len(names)
-        text_idx = _column_index(text_column, names, "text_column", path)
-        label_idx = (
-            None
-            if label_column is None
-            else _column_index(label_column, names, "label_column", path)
-        )
+        text_idx, label_idx = columns(names)
     while True:
         start = current[0] + 1  # the record's first line (a quoted field may span lines)
         try:
@@ -290,20 +293,10 @@ def read_delimited(
         if header and names is None:
             names = [f.strip() for f in fields]
             n_fields = len(names)
-            text_idx = _column_index(text_column, names, "text_column", path)
-            label_idx = (
-                None
-                if label_column is None
-                else _column_index(label_column, names, "label_column", path)
-            )
+            text_idx, label_idx = columns(names)
             continue
         if text_idx is None:
-            text_idx = _column_index(text_column, None, "text_column", path)
-            label_idx = (
-                None
-                if label_column is None
-                else _column_index(label_column, None, "label_column", path)
-            )
+            text_idx, label_idx = columns(None)
             needed = max(text_idx, label_idx if label_idx is not None else 0) + 1
             if len(fields) < needed:
                 bad(
