@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from embedlab.data.tokenizer import build_tokenizer, encode, vocabulary
+from embedlab.data.tokenizer import ascii_twin, build_tokenizer, encode, vocabulary
 
 
 def tok_cfg(**kw):
@@ -104,3 +104,36 @@ def test_saved_tokenizer_loads_back(tmp_path):
 @pytest.mark.parametrize("norm", ["none", "nfc", "nfd", "nfkc", "nfkd"])
 def test_every_normalisation_builds(norm):
     assert "cat" in vocabulary(build_tokenizer(tok_cfg(normalization=norm), TRAIN))
+
+
+def test_ascii_texts_skip_unicode_normalisation_with_the_same_ids():
+    tok = build_tokenizer(tok_cfg(strip_accents=True), TRAIN)  # ASCII train: trained by the twin
+    # the tokenizer it returns still normalises what is not ASCII
+    assert tok.normalizer.normalize_str("ﬁne Ｃafé") == "fine cafe"  # noqa: RUF001
+    twin = ascii_twin(tok)
+    assert twin.normalizer.normalize_str("The ﬁ") == "the ﬁ"  # lowercases, no NFKC
+    # not ASCII, so trained without the twin; its one text adds to the most frequent word
+    full = build_tokenizer(tok_cfg(strip_accents=True), [*TRAIN, "Ｔhe"])  # noqa: RUF001
+    assert vocabulary(full) == vocabulary(tok)
+    texts = ["The CAT sat on the mat.", "a ﬁne dog", "A cat, a dog!", "Ｃat café"]  # noqa: RUF001
+    got = encode(tok, texts, chunk=1)  # chunks of one: ASCII ones go through the twin
+    want = [full.encode(t, add_special_tokens=False).ids for t in texts]
+    assert [
+        got.ids[a:b].tolist() for a, b in zip(got.offsets[:-1], got.offsets[1:], strict=True)
+    ] == want
+    vocab = vocabulary(tok)
+    assert [vocab[i] for i in want[3]] == ["cat", "<unk>"]  # full-width C folded by NFKC
+
+
+def test_ascii_twin_only_for_steps_it_can_vouch_for():
+    from tokenizers import normalizers
+
+    assert (
+        ascii_twin(build_tokenizer(tok_cfg(normalization="none", lowercase=False), TRAIN)) is None
+    )
+    assert ascii_twin(build_tokenizer(tok_cfg(normalization="none"), TRAIN)) is None  # lowercase
+    tok = build_tokenizer(tok_cfg(), TRAIN)
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace("a", "b")])
+    assert ascii_twin(tok) is None  # Replace changes ASCII text
+    tok.normalizer = normalizers.NFKC()
+    assert ascii_twin(tok).normalizer is None
