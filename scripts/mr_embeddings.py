@@ -51,32 +51,24 @@ COMMON = [
 
 
 def run(variant: str, seed: int, args: argparse.Namespace) -> dict:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
 
-    from embedlab.paths import config_dir
+    from embedlab.config import compose_config
     from embedlab.train import train
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "data=mr",
-                f"data.root={args.mr}",
-                "data.batch_size=50",
-                *COMMON,
-                *VARIANTS[variant],
-                f"seed={seed}",
-                *(["pretrained.download=false"] if variant != "rand" else []),
-            ],
-        )
     out = args.out / f"{variant}-seed{seed}"
+    overrides = [
+        "data=mr",
+        f"data.root={args.mr}",
+        "data.batch_size=50",
+        *COMMON,
+        *VARIANTS[variant],
+        f"seed={seed}",
+        *(["pretrained.download=false"] if variant != "rand" else []),
+    ]
+    paths = {"output_dir": out, "cache_dir": args.out / "cache", "vector_cache": args.glove_dir}
+    cfg = compose_config(overrides, paths)
     with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
-        cfg.paths.cache_dir = str(args.out / "cache")
-        cfg.paths.vector_cache = str(args.glove_dir)
         if variant != "rand":
             cfg.pretrained.cache_dir = str(args.glove_dir)
         cfg.task_name = f"mr-{variant}"

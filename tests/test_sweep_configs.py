@@ -8,12 +8,11 @@ import os
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from embedlab import sweep
+from embedlab.config import compose_config
 from embedlab.paths import config_dir
 from embedlab.tensorboard.embeddings import (
     SpilledTable,
@@ -25,9 +24,7 @@ from tests.conftest import QUIET, TINY_DATA, compose_cfg
 
 
 def compose_with_hydra(*overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        return compose("train", overrides=list(overrides), return_hydra_config=True)
+    return compose_config(list(overrides), return_hydra_config=True)
 
 
 def test_slurm_launcher_config(tmp_path):

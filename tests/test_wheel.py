@@ -13,11 +13,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 COMPOSE = """
-import embedlab.config  # registers the schema
-from hydra import compose, initialize_config_dir
+from embedlab.config import compose_config  # registers the schema, composes the shipped configs
 from embedlab.paths import config_dir
-with initialize_config_dir(str(config_dir()), version_base="1.3"):
-    cfg = compose("train", overrides=["embedding=orthogonal"])
+cfg = compose_config(["embedding=orthogonal"])
 print(config_dir())
 print(cfg.embedding.init, cfg.model.name)
 """

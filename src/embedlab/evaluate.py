@@ -89,7 +89,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run = validate(_run_config(cfg, checkpoint, output_dir))
     datamodule, module = TASKS.get(run.task.name).setup(run, checkpoint)
     split = cfg.split if cfg.split in datamodule.encoded else "val"
-    loader = datamodule._loader(split, train=False)
+    loader = datamodule.eval_loader(split)
     logger = TensorBoardLogger(
         save_dir=str(output_dir), name="", version="", default_hp_metric=False
     )

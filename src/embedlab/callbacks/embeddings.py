@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 SPILL_BYTES = 64 * 2**20  # drift snapshots of larger tables wait on disk (SpilledTable)
 
 
-def _weight(pl_module: L.LightningModule) -> torch.nn.Parameter | None:
+def trained_table(pl_module: L.LightningModule) -> torch.nn.Parameter | None:
     """The trained table (with two channels: the non-static one)."""
     emb = getattr(pl_module, "embedding", None)
     return getattr(emb, "weight", None)
@@ -50,7 +50,7 @@ def _tables(pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
     return embedding_tables(getattr(pl_module, "embedding", None))
 
 
-def _vocab_counts(trainer: L.Trainer) -> tuple[list[str], torch.Tensor, set[str]] | None:
+def vocab_counts(trainer: L.Trainer) -> tuple[list[str], torch.Tensor, set[str]] | None:
     """Vocabulary, training-split frequencies and special tokens of the datamodule."""
     from embedlab.data.tokenizer import token_counts
 
@@ -72,7 +72,7 @@ class _EmbeddingCallback(L.Callback):
         ok = (
             trainer.is_global_zero
             and writer_of(trainer.loggers) is not None
-            and _weight(pl_module) is not None
+            and trained_table(pl_module) is not None
         )
         if not ok and not self._warned and trainer.is_global_zero:
             log.warning(
@@ -88,7 +88,7 @@ class _EmbeddingCallback(L.Callback):
         """(vocabulary, train frequencies, specials, the tables by name), or None to skip."""
         if not self._ready(trainer, pl_module):
             return None
-        data = _vocab_counts(trainer)
+        data = vocab_counts(trainer)
         if data is None:
             return None
         return (*data, _tables(pl_module))

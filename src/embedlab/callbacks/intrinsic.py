@@ -17,7 +17,7 @@ from typing import Any
 
 import lightning as L
 
-from embedlab.callbacks.embeddings import _vocab_counts, _weight
+from embedlab.callbacks.embeddings import trained_table, vocab_counts
 from embedlab.embeddings import intrinsic
 from embedlab.tensorboard import writer_of
 
@@ -52,8 +52,8 @@ class IntrinsicEvaluation(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        data = _vocab_counts(trainer)
-        weight = _weight(pl_module)
+        data = vocab_counts(trainer)
+        weight = trained_table(pl_module)
         if data is None or weight is None:
             return
         vocab, counts, specials = data

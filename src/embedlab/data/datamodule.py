@@ -181,10 +181,14 @@ class TextDataModule(L.LightningDataModule):
         return self._loader("train", train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", train=False)
+        return self.eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test" if "test" in self.encoded else "val", train=False)
+        return self.eval_loader("test" if "test" in self.encoded else "val")
+
+    def eval_loader(self, split: str) -> DataLoader:
+        """Batches of any encoded split (``train`` too) in order, as for evaluation."""
+        return self._loader(split, train=False)
 
 
 class ClassificationDataModule(TextDataModule):
