@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 from pathlib import Path
@@ -15,7 +16,7 @@ from embedlab.embeddings.bag import BagEmbedding
 from embedlab.models.layers import Dropout
 from embedlab.tasks.classification import accuracy_and_macro_f1
 from embedlab.train import train
-from embedlab.training.optim import RowWiseAdagrad
+from embedlab.training.optim import Adadelta, RowWiseAdagrad
 
 
 def _sparse_rows(rows: list[int], values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -191,3 +192,37 @@ def test_training_metrics_are_logged_every_n_steps_and_per_epoch(make_cfg, tmp_p
     assert [int(r["step"]) for r in step_rows] == [2, 5, 8]
     first, second = ({k: float(r[f"train/{k}_epoch"]) for k in ("loss", "acc")} for r in epoch_rows)
     assert second["acc"] > first["acc"] and second["loss"] < first["loss"]  # it learns
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1, "maximize": True}])
+def test_adadelta_with_kept_buffers_equals_torchs_bit_for_bit(kwargs):
+    torch.manual_seed(0)
+    start = [torch.randn(50, 8), torch.randn(8)]
+    grads = [[torch.randn_like(p) for p in start] for _ in range(4)]
+    params = {}
+    for name, cls in (("torch", torch.optim.Adadelta), ("ours", Adadelta)):
+        ps = [p.clone().requires_grad_() for p in start]
+        opt = cls(ps, lr=1.0, rho=0.95, eps=1e-6, foreach=False, **kwargs)
+        for step in grads:
+            for p, g in zip(ps, step, strict=True):
+                p.grad = g.clone()
+            opt.step()
+        params[name] = (ps, opt)
+    for a, b in zip(params["torch"][0], params["ours"][0], strict=True):
+        assert torch.equal(a, b) and not torch.equal(a, start[0] if a.dim() == 2 else start[1])
+    # the same checkpoint: the kept buffers are not state, and either loads the other's
+    torch_state, our_state = params["torch"][1].state_dict(), params["ours"][1].state_dict()
+    assert our_state["state"][0].keys() == torch_state["state"][0].keys()
+    for key in ("step", "square_avg", "acc_delta"):
+        assert torch.equal(our_state["state"][0][key], torch_state["state"][0][key])
+    resumed = [p.detach().clone().requires_grad_() for p in params["torch"][0]]
+    opt = Adadelta(resumed, lr=1.0, rho=0.95, eps=1e-6, **kwargs)
+    opt.load_state_dict(copy.deepcopy(torch_state))  # as from a checkpoint file
+    for p, g in zip(resumed, grads[0], strict=True):
+        p.grad = g.clone()
+    opt.step()
+    ref = params["torch"][1]
+    for p, g in zip(params["torch"][0], grads[0], strict=True):
+        p.grad = g.clone()
+    ref.step()
+    assert all(torch.equal(a, b) for a, b in zip(resumed, params["torch"][0], strict=True))
