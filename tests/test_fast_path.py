@@ -226,3 +226,47 @@ def test_adadelta_with_kept_buffers_equals_torchs_bit_for_bit(kwargs):
         p.grad = g.clone()
     ref.step()
     assert all(torch.equal(a, b) for a, b in zip(resumed, params["torch"][0], strict=True))
+
+
+def _optimizer_cfg(name, **kwargs):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({"name": name, "lr": 0.01, "weight_decay": 0.0, "kwargs": kwargs})
+
+
+def test_dense_optimizers_use_torchs_fused_kernel_unless_told_otherwise():
+    from types import SimpleNamespace
+
+    from embedlab.training.optim import build_optimization, build_optimizer
+
+    model = torch.nn.Linear(4, 3)
+    groups = [{"params": list(model.parameters())}]
+    assert build_optimizer(groups, _optimizer_cfg("adamw")).defaults["fused"] is True
+    assert build_optimizer(groups, _optimizer_cfg("sgd")).defaults["fused"] is True
+    chosen = build_optimizer(groups, _optimizer_cfg("adamw", foreach=False)).defaults
+    assert chosen["fused"] is None and chosen["foreach"] is False  # the user's kwargs win
+    assert "fused" not in build_optimizer(groups, _optimizer_cfg("adadelta")).defaults
+    assert build_optimizer(groups, _optimizer_cfg("adam"), fused=False).defaults["fused"] is None
+    # fused and unfused AdamW agree to float rounding
+    steps = {}
+    for fused in (True, False):
+        torch.manual_seed(0)
+        net = torch.nn.Linear(4, 3)
+        opt = build_optimizer([{"params": list(net.parameters())}], _optimizer_cfg("adamw"), fused)
+        for _ in range(5):
+            opt.zero_grad()
+            net(torch.ones(2, 4)).pow(2).sum().backward()
+            opt.step()
+        steps[fused] = net.weight.detach()
+    torch.testing.assert_close(steps[True], steps[False])
+    # Lightning refuses to clip a fused optimizer's gradients under fp16's scaler: not fused then
+    sched = SimpleNamespace(name="none", interval="step", warmup_steps=0, kwargs={})
+    trainer = SimpleNamespace(
+        precision="16-mixed", gradient_clip_val=1.0, estimated_stepping_batches=10
+    )
+    opt = build_optimization(model, None, _optimizer_cfg("adamw"), sched, trainer)
+    assert opt.defaults["fused"] is None
+    trainer.gradient_clip_val = None
+    assert build_optimization(model, None, _optimizer_cfg("adamw"), sched, trainer).defaults[
+        "fused"
+    ]

@@ -11,6 +11,7 @@ task that uses these builders gets it.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -323,17 +324,41 @@ class CompositeOptimizer(torch.optim.Optimizer):
         return f"CompositeOptimizer({inner})"
 
 
-def build_optimizer(groups: list[dict], cfg: Any) -> torch.optim.Optimizer:
+def _fused(cls: type, groups: list[dict], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``{"fused": True}`` when ``cls`` has torch's fused kernel for every parameter in ``groups``.
+
+    torch's default on CPU is its per-tensor loop, which allocates temporaries for every
+    parameter at every step: AdamW over a transformer classifier's 2.5M parameters took 40 ms a
+    step that way and 5 ms fused (1 thread; the same values to float rounding). A ``fused`` or
+    ``foreach`` in ``optimizer.kwargs`` is the user's choice and is left alone.
+    """
+    if "fused" in kwargs or "foreach" in kwargs:
+        return {}
+    if "fused" not in inspect.signature(cls).parameters:
+        return {}
+    params = [p for g in groups for p in g["params"]]
+    if not params or not all(
+        p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params
+    ):
+        return {}
+    return {"fused": True}
+
+
+def build_optimizer(groups: list[dict], cfg: Any, fused: bool = True) -> torch.optim.Optimizer:
     """The configured optimizer over ``groups``; groups marked ``sparse`` get its sparse counterpart.
 
-    With both kinds, the result is a :class:`CompositeOptimizer` (dense optimizer first).
+    With both kinds, the result is a :class:`CompositeOptimizer` (dense optimizer first). The
+    dense one uses torch's fused kernel where it has one (see :func:`_fused`), unless ``fused``
+    is false.
     """
     cls = OPTIMIZERS.get(cfg.name)
     dense = [g for g in groups if not g.get("sparse")]
     sparse = [g for g in groups if g.get("sparse")]
     optimizers: list[torch.optim.Optimizer] = []
     if dense:
-        optimizers.append(cls(dense, lr=cfg.lr, **dict(cfg.kwargs)))
+        kwargs = dict(cfg.kwargs)
+        kwargs.update(_fused(cls, dense, kwargs) if fused else {})
+        optimizers.append(cls(dense, lr=cfg.lr, **kwargs))
     if sparse:
         if cfg.name not in SPARSE_OPTIMIZERS:
             raise ValueError(
@@ -413,7 +438,10 @@ def build_optimization(
     groups = param_groups(
         model, optimizer_cfg, embedding, embedding_lr, unfreeze_later, other_tables
     )
-    optimizer = build_optimizer(groups, optimizer_cfg)
+    # Lightning cannot clip the gradients of a fused optimizer under a gradient scaler (fp16)
+    scaled = str(getattr(trainer, "precision", "")) in ("16-mixed", "16")
+    clipped = bool(getattr(trainer, "gradient_clip_val", None))
+    optimizer = build_optimizer(groups, optimizer_cfg, fused=not (scaled and clipped))
     step = scheduler_cfg.interval == "step"
     total = trainer.estimated_stepping_batches if step else trainer.max_epochs
     scheduler = build_scheduler(optimizer, scheduler_cfg, int(total))
