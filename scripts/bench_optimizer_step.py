@@ -3,8 +3,8 @@
 Kim's CNN is trained by Adadelta over every parameter, its 300-d table included, so on CPU
 the optimizer step is most of a CNN-rand step. Both sides step the same parameters with the
 same gradients (default: the shapes of CNN-rand on MR: a 16,691 x 300 table, three
-convolutions of 100 maps, the output layer); the script checks that both end bit-identical
-and prints ms per step (best of ``--repeats`` rounds of ``--steps``) and the ratio
+convolutions of 100 maps, the output layer); the script checks that both end equal to float
+rounding (the largest difference is printed) and prints ms per step (best of ``--repeats`` rounds of ``--steps``) and the ratio
 torch / embedlab.
 
     python scripts/bench_optimizer_step.py
@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
 
     base, base_params = time_steps(torchs, sizes, args.steps, args.repeats)
     ours, our_params = time_steps(Adadelta, sizes, args.steps, args.repeats)
-    same = all(torch.equal(a, b) for a, b in zip(base_params, our_params, strict=True))
+    pairs = list(zip(base_params, our_params, strict=True))
+    diff = max(float((a - b).abs().max()) for a, b in pairs)
+    same = all(torch.allclose(b, a, rtol=1e-5, atol=1e-5) for a, b in pairs)
     print(
         f"Adadelta step, {n:,} parameters ({args.vocab:,} x {args.dim} table), "
         f"{args.threads} thread(s), best of {args.repeats} x {args.steps} steps"
@@ -69,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     print("| optimizer | ms / step |")
     print("|---|---|")
     print(f"| torch.optim.Adadelta | {base:.2f} |")
-    print(f"| embedlab Adadelta (kept buffers) | {ours:.2f} |")
-    print(f"ratio torch / embedlab: {base / ours:.2f}x; parameters bit-identical: {same}")
+    print(f"| embedlab Adadelta (compiled kernel) | {ours:.2f} |")
+    print(
+        f"ratio torch / embedlab: {base / ours:.2f}x; largest difference {diff:.1e}, equal: {same}"
+    )
     return 0 if same else 1
 
 

@@ -195,7 +195,7 @@ def test_training_metrics_are_logged_every_n_steps_and_per_epoch(make_cfg, tmp_p
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1, "maximize": True}])
-def test_adadelta_with_kept_buffers_equals_torchs_bit_for_bit(kwargs):
+def test_adadelta_kernel_equals_torchs_to_float_rounding(kwargs):
     torch.manual_seed(0)
     start = [torch.randn(50, 8), torch.randn(8)]
     grads = [[torch.randn_like(p) for p in start] for _ in range(4)]
@@ -208,13 +208,15 @@ def test_adadelta_with_kept_buffers_equals_torchs_bit_for_bit(kwargs):
                 p.grad = g.clone()
             opt.step()
         params[name] = (ps, opt)
-    for a, b in zip(params["torch"][0], params["ours"][0], strict=True):
-        assert torch.equal(a, b) and not torch.equal(a, start[0] if a.dim() == 2 else start[1])
-    # the same checkpoint: the kept buffers are not state, and either loads the other's
+    for a, b, s in zip(params["torch"][0], params["ours"][0], start, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
+        assert (a - s).abs().max() > 1e-3  # they did move
+    # the same checkpoint: either loads the other's
     torch_state, our_state = params["torch"][1].state_dict(), params["ours"][1].state_dict()
     assert our_state["state"][0].keys() == torch_state["state"][0].keys()
-    for key in ("step", "square_avg", "acc_delta"):
-        assert torch.equal(our_state["state"][0][key], torch_state["state"][0][key])
+    assert torch.equal(our_state["state"][0]["step"], torch_state["state"][0]["step"])
+    for key in ("square_avg", "acc_delta"):
+        torch.testing.assert_close(our_state["state"][0][key], torch_state["state"][0][key])
     resumed = [p.detach().clone().requires_grad_() for p in params["torch"][0]]
     opt = Adadelta(resumed, lr=1.0, rho=0.95, eps=1e-6, **kwargs)
     opt.load_state_dict(copy.deepcopy(torch_state))  # as from a checkpoint file
@@ -225,7 +227,8 @@ def test_adadelta_with_kept_buffers_equals_torchs_bit_for_bit(kwargs):
     for p, g in zip(params["torch"][0], grads[0], strict=True):
         p.grad = g.clone()
     ref.step()
-    assert all(torch.equal(a, b) for a, b in zip(resumed, params["torch"][0], strict=True))
+    for a, b in zip(resumed, params["torch"][0], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
 
 
 def _optimizer_cfg(name, **kwargs):

@@ -37,30 +37,28 @@ def _optimizer_problems(cfg: Any) -> list[str]:
 
 
 class Adadelta(torch.optim.Adadelta):
-    """torch's Adadelta, bit for bit, with its two temporaries kept from step to step.
+    """torch's Adadelta, each parameter's update one compiled pass (``adadelta_kernel``).
 
-    torch's single-tensor step (its CPU path) allocates two parameter-sized tensors per
-    parameter per step (``std`` and ``delta``); for a table that is a fresh, page-faulting
-    buffer each time. Kim's CNN-rand on MR (16.7k x 300 table, 1 thread): 83 ms a step with
-    torch's, 62 ms with the buffers reused. The buffers are scratch, not state: checkpoints
-    hold what torch's hold and load into either. Complex parameters and the ``foreach``,
-    ``capturable`` and ``differentiable`` modes go to torch's own step.
+    Kim's CNN trains every parameter, its whole 300-d table included, with Adadelta, and
+    torch's CPU step (about ten passes over each parameter, two of them into fresh tensors)
+    was most of a CNN-rand step: 49-70 ms of ~100 ms on MR (16.7k x 300 table, one thread);
+    the kernel takes 8 ms (``scripts/bench_optimizer_step.py``). State and checkpoints are
+    torch's (``step``, ``square_avg``, ``acc_delta``) and load into either; values agree
+    with torch's to float rounding. Parameters off the CPU, complex ones, non-contiguous
+    state and the ``foreach``, ``capturable`` and ``differentiable`` modes go to torch's step.
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._scratch: dict[torch.Tensor, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
-        params = [p for group in self.param_groups for p in group["params"]]
-        if any(
-            g["foreach"] or g["capturable"] or g["differentiable"] for g in self.param_groups
-        ) or any(torch.is_complex(p) for p in params):
+        modes = ("foreach", "capturable", "differentiable")
+        if any(g[m] for g in self.param_groups for m in modes) or not all(
+            self._kernel_ready(p) for g in self.param_groups for p in g["params"]
+        ):
             return super().step(closure)
+        from embedlab.training.adadelta_kernel import adadelta_step
+
         loss = _closure_loss(closure)
         for group in self.param_groups:
-            lr, rho, eps, decay = group["lr"], group["rho"], group["eps"], group["weight_decay"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -72,21 +70,30 @@ class Adadelta(torch.optim.Adadelta):
                     state["step"] = torch.zeros((), dtype=torch.float64 if wide else torch.float32)
                     state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["acc_delta"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                if p not in self._scratch:
-                    self._scratch[p] = (torch.empty_like(p), torch.empty_like(p))
-                std, delta = self._scratch[p]
-                square_avg, acc_delta = state["square_avg"], state["acc_delta"]
                 state["step"] += 1
-                grad = -p.grad if group["maximize"] else p.grad
-                if decay != 0:
-                    grad = grad.add(p, alpha=decay)
-                # torch's operations in torch's order, into the kept buffers
-                square_avg.mul_(rho).addcmul_(grad, grad, value=1 - rho)
-                torch.add(square_avg, eps, out=std).sqrt_()
-                torch.add(acc_delta, eps, out=delta).sqrt_().div_(std).mul_(grad)
-                acc_delta.mul_(rho).addcmul_(delta, delta, value=1 - rho)
-                p.add_(delta, alpha=-lr)
+                flat = p.detach().view(-1).numpy()
+                scalar = flat.dtype.type
+                rho = group["rho"]
+                adadelta_step(
+                    flat,
+                    p.grad.detach().contiguous().view(-1).numpy(),
+                    state["square_avg"].view(-1).numpy(),
+                    state["acc_delta"].view(-1).numpy(),
+                    scalar(group["lr"]),
+                    scalar(rho),
+                    scalar(1 - rho),
+                    scalar(group["eps"]),
+                    scalar(group["weight_decay"]),
+                    scalar(-1.0 if group["maximize"] else 1.0),
+                )
         return loss
+
+    def _kernel_ready(self, p: torch.Tensor) -> bool:
+        """Whether the kernel can update ``p`` and its state in place."""
+        if p.device.type != "cpu" or p.dtype not in (torch.float32, torch.float64):
+            return False
+        tensors = [p, *(self.state[p].get(k) for k in ("square_avg", "acc_delta"))]
+        return all(t is None or (t.is_contiguous() and t.dtype == p.dtype) for t in tensors)
 
 
 # optimizer.name -> a torch.optim class (its sparse counterpart: SPARSE_OPTIMIZERS)
