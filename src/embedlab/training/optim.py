@@ -37,7 +37,7 @@ def _optimizer_problems(cfg: Any) -> list[str]:
 
 
 class Adadelta(torch.optim.Adadelta):
-    """torch's Adadelta, each parameter's update one compiled pass (``adadelta_kernel``).
+    """torch's Adadelta, each parameter's update one compiled pass (``optim_kernels``).
 
     Kim's CNN trains every parameter, its whole 300-d table included, with Adadelta, and
     torch's CPU step (about ten passes over each parameter, two of them into fresh tensors)
@@ -55,7 +55,7 @@ class Adadelta(torch.optim.Adadelta):
             self._kernel_ready(p) for g in self.param_groups for p in g["params"]
         ):
             return super().step(closure)
-        from embedlab.training.adadelta_kernel import adadelta_step
+        from embedlab.training.optim_kernels import adadelta_step
 
         loss = _closure_loss(closure)
         for group in self.param_groups:
@@ -90,10 +90,8 @@ class Adadelta(torch.optim.Adadelta):
 
     def _kernel_ready(self, p: torch.Tensor) -> bool:
         """Whether the kernel can update ``p`` and its state in place."""
-        if p.device.type != "cpu" or p.dtype not in (torch.float32, torch.float64):
-            return False
-        tensors = [p, *(self.state[p].get(k) for k in ("square_avg", "acc_delta"))]
-        return all(t is None or (t.is_contiguous() and t.dtype == p.dtype) for t in tensors)
+        state = self.state[p]
+        return _compiled(p, *(state[k] for k in ("square_avg", "acc_delta") if k in state))
 
 
 # optimizer.name -> a torch.optim class (its sparse counterpart: SPARSE_OPTIMIZERS)
@@ -172,7 +170,19 @@ class RowWiseAdagrad(torch.optim.Optimizer):
                     state["sum"] = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
                 acc = state["sum"]
                 grad = p.grad
-                if grad.is_sparse:
+                if grad.is_sparse and _compiled(p, acc):
+                    from embedlab.training.optim_kernels import rowwise_adagrad_step
+
+                    scalar = p.detach().numpy().dtype.type
+                    rowwise_adagrad_step(
+                        p.detach().view(p.shape[0], -1).numpy(),
+                        acc.numpy(),
+                        grad._indices()[0].contiguous().numpy(),
+                        grad._values().detach().flatten(1).contiguous().numpy(),
+                        scalar(lr),
+                        scalar(eps),
+                    )
+                elif grad.is_sparse:
                     rows, values = grad._indices()[0], grad._values().flatten(1)
                     norms = torch.linalg.vector_norm(values, dim=1)
                     acc.index_add_(0, rows, norms.square_().div_(values.shape[1]))
@@ -183,6 +193,14 @@ class RowWiseAdagrad(torch.optim.Optimizer):
                     denom = acc.sqrt().add_(eps).view(-1, *([1] * (p.dim() - 1)))
                     p.addcdiv_(grad, denom, value=-lr)
         return loss
+
+
+def _compiled(*tensors: torch.Tensor) -> bool:
+    """Whether the compiled updates (``optim_kernels``) can work on ``tensors`` in place."""
+    dtype = tensors[0].dtype
+    return dtype in (torch.float32, torch.float64) and all(
+        t.device.type == "cpu" and t.dtype == dtype and t.is_contiguous() for t in tensors
+    )
 
 
 def _sparse_adam(groups: list[dict], cfg: Any) -> torch.optim.Optimizer:
