@@ -296,3 +296,14 @@ def test_rowwise_adagrad_kernel_equals_the_tensor_ops(monkeypatch):
     torch.testing.assert_close(tables[True][1], tables[False][1])
     assert torch.equal(tables[True][0][1], start[1])  # rows without gradient stay put
     assert not torch.allclose(tables[True][0][3], start[3])
+
+
+def test_compiled_rowwise_update_only_for_runs_long_enough_to_repay_numbas_import():
+    from embedlab.training.optim import COMPILED_MIN_STEPS, build_optimizer
+
+    table = torch.nn.EmbeddingBag(10, 4, sparse=True)
+    groups = [{"params": list(table.parameters()), "sparse": True}]
+    cfg = _optimizer_cfg("adagrad")
+    assert build_optimizer(groups, cfg, steps=COMPILED_MIN_STEPS).compiled
+    assert not build_optimizer(groups, cfg, steps=COMPILED_MIN_STEPS - 1).compiled
+    assert build_optimizer(groups, cfg).compiled  # steps unknown (a script's own loop)

@@ -152,10 +152,13 @@ class RowWiseAdagrad(torch.optim.Optimizer):
     tokens x dim 100, 2 threads).
     """
 
-    def __init__(self, params: Any, lr: float = 0.1, eps: float = 1e-10) -> None:
+    def __init__(
+        self, params: Any, lr: float = 0.1, eps: float = 1e-10, compiled: bool = True
+    ) -> None:
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
         super().__init__(params, {"lr": lr, "eps": eps})
+        self.compiled = compiled  # sparse updates by optim_kernels.rowwise_adagrad_step
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
@@ -170,7 +173,7 @@ class RowWiseAdagrad(torch.optim.Optimizer):
                     state["sum"] = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
                 acc = state["sum"]
                 grad = p.grad
-                if grad.is_sparse and _compiled(p, acc):
+                if grad.is_sparse and self.compiled and _compiled(p, acc):
                     from embedlab.training.optim_kernels import rowwise_adagrad_step
 
                     scalar = p.detach().numpy().dtype.type
@@ -203,17 +206,24 @@ def _compiled(*tensors: torch.Tensor) -> bool:
     )
 
 
-def _sparse_adam(groups: list[dict], cfg: Any) -> torch.optim.Optimizer:
+def _sparse_adam(groups: list[dict], cfg: Any, steps: int | None = None) -> Any:
     betas = tuple(cfg.kwargs.get("betas", (0.9, 0.999)))
     eps = float(cfg.kwargs.get("eps", 1e-8))
     return torch.optim.SparseAdam(groups, lr=cfg.lr, betas=betas, eps=eps)
 
 
-def _rowwise_adagrad(groups: list[dict], cfg: Any) -> torch.optim.Optimizer:
-    return RowWiseAdagrad(groups, lr=cfg.lr, eps=float(cfg.kwargs.get("eps", 1e-10)))
+# The compiled row-wise update saves SAVED_MS a step but costs the process numba's import and
+# its cached kernel (0.5-0.9 s, ~150 MB of LLVM) once: a run uses it from this many steps on.
+COMPILED_MIN_STEPS = 5000
 
 
-def _sparse_sgd(groups: list[dict], cfg: Any) -> torch.optim.Optimizer:
+def _rowwise_adagrad(groups: list[dict], cfg: Any, steps: int | None = None) -> Any:
+    compiled = steps is None or steps >= COMPILED_MIN_STEPS
+    eps = float(cfg.kwargs.get("eps", 1e-10))
+    return RowWiseAdagrad(groups, lr=cfg.lr, eps=eps, compiled=compiled)
+
+
+def _sparse_sgd(groups: list[dict], cfg: Any, steps: int | None = None) -> Any:
     return torch.optim.SGD(groups, lr=cfg.lr)  # no momentum: torch's sparse SGD path
 
 
@@ -369,12 +379,15 @@ def _fused(cls: type, groups: list[dict], kwargs: dict[str, Any]) -> dict[str, A
     return {"fused": True}
 
 
-def build_optimizer(groups: list[dict], cfg: Any, fused: bool = True) -> torch.optim.Optimizer:
+def build_optimizer(
+    groups: list[dict], cfg: Any, fused: bool = True, steps: int | None = None
+) -> torch.optim.Optimizer:
     """The configured optimizer over ``groups``; groups marked ``sparse`` get its sparse counterpart.
 
     With both kinds, the result is a :class:`CompositeOptimizer` (dense optimizer first). The
     dense one uses torch's fused kernel where it has one (see :func:`_fused`), unless ``fused``
-    is false.
+    is false; ``steps`` (the run's optimizer steps, when known) lets the sparse one choose
+    its compiled update only where it pays (:data:`COMPILED_MIN_STEPS`).
     """
     cls = OPTIMIZERS.get(cfg.name)
     dense = [g for g in groups if not g.get("sparse")]
@@ -390,7 +403,7 @@ def build_optimizer(groups: list[dict], cfg: Any, fused: bool = True) -> torch.o
                 f"optimizer {cfg.name!r} cannot train a sparse table; use {sorted(SPARSE_OPTIMIZERS)}"
             )
         sparse = [{k: v for k, v in g.items() if k != "weight_decay"} for g in sparse]
-        optimizers.append(SPARSE_OPTIMIZERS[cfg.name](sparse, cfg))
+        optimizers.append(SPARSE_OPTIMIZERS[cfg.name](sparse, cfg, steps))
     if not optimizers:
         raise ValueError("no trainable parameters: everything is frozen")
     return optimizers[0] if len(optimizers) == 1 else CompositeOptimizer(optimizers)
@@ -466,9 +479,11 @@ def build_optimization(
     # Lightning cannot clip the gradients of a fused optimizer under a gradient scaler (fp16)
     scaled = str(getattr(trainer, "precision", "")) in ("16-mixed", "16")
     clipped = bool(getattr(trainer, "gradient_clip_val", None))
-    optimizer = build_optimizer(groups, optimizer_cfg, fused=not (scaled and clipped))
+    estimated = float(trainer.estimated_stepping_batches)  # inf: a stream without max_steps
+    steps = int(estimated) if math.isfinite(estimated) else None
+    optimizer = build_optimizer(groups, optimizer_cfg, not (scaled and clipped), steps)
     step = scheduler_cfg.interval == "step"
-    total = trainer.estimated_stepping_batches if step else trainer.max_epochs
+    total = estimated if step else trainer.max_epochs
     scheduler = build_scheduler(optimizer, scheduler_cfg, int(total))
     if scheduler is None:
         return optimizer
