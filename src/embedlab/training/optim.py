@@ -149,7 +149,9 @@ class RowWiseAdagrad(torch.optim.Optimizer):
     would, which skips a sort (coalescing took 0.7 ms of a 2.1 ms step). Dense gradients are
     treated row by row. Kept here because torch has no row-wise Adagrad: torch's ``Adagrad``
     on a sparse table keeps a per-weight state and was 1.8x slower a step (256 texts x 36
-    tokens x dim 100, 2 threads).
+    tokens x dim 100, 2 threads). With ``compiled`` (runs of :data:`COMPILED_MIN_STEPS`+
+    steps) a sparse update is one two-pass loop (``optim_kernels.rowwise_adagrad_step``)
+    instead of the tensor ops; the same values to float rounding.
     """
 
     def __init__(
