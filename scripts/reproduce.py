@@ -121,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--inits", default="rand", help=f"comma-separated, from {sorted(INITS)}")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per experiment")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="start at this seed (more seeds for a table: --combine pools parts whose seeds differ)",
+    )
     parser.add_argument("--out", default="reports/reproduce", help="writes <out>.md and <out>.json")
     parser.add_argument("--runs-dir", default="outputs/reproduce", help="run folders go here")
     parser.add_argument(
@@ -154,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             vals: list[float] = []  # val/acc_best: what recipes are chosen on
             seconds: list[float] = []
             cfg = None
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 out_dir = Path(args.runs_dir) / run_name / f"seed{seed}"
                 overrides = [
                     f"experiment={experiment}",
@@ -169,7 +175,15 @@ def main(argv: list[str] | None = None) -> int:
                 seconds.append(time.perf_counter() - t0)
                 accs.append(float(metrics["test/acc"]))
                 vals.append(float(metrics["val/acc_best"]))
-                results.append({"experiment": experiment, "init": init, "seed": seed, **metrics})
+                results.append(
+                    {
+                        "experiment": experiment,
+                        "init": init,
+                        "seed": seed,
+                        "seconds": seconds[-1],
+                        **metrics,
+                    }
+                )
                 print(
                     f"{run_name} seed {seed}: test/acc {accs[-1]:.4f} ({seconds[-1]:.0f} s)",
                     flush=True,
@@ -185,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                     "dataset": column,
                     "model": model,
                     "init": init_name(cfg),
+                    "init_key": init,
                     "train": Path(str(cfg.data.train)).name,
                     "ours": fmt(accs),
                     "val": fmt(vals),
@@ -200,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - started
     command = (
         f"python scripts/reproduce.py --seeds {args.seeds} --datasets {args.datasets} "
-        f"--models {args.models} --inits {args.inits}"
+        + (f"--first-seed {args.first_seed} " if args.first_seed else "")
+        + f"--models {args.models} --inits {args.inits}"
         + (" " + " ".join(args.overrides) if args.overrides else "")
     )
     info = {
@@ -262,11 +278,21 @@ def write_report(
 
 def _same_row(run: dict[str, Any], row: dict[str, Any]) -> bool:
     model, _, dataset = run["experiment"].partition("_")
-    return model == row["model"] and DATASETS.get(dataset, ("", dataset))[1] == row["dataset"]
+    same_init = "init_key" not in row or run.get("init") == row["init_key"]
+    return (
+        model == row["model"]
+        and DATASETS.get(dataset, ("", dataset))[1] == row["dataset"]
+        and same_init
+    )
 
 
 def combine(out: Path, parts: list[Path]) -> str:
-    """One table from several reproduce.py outputs (rows of later parts replace earlier ones)."""
+    """One table from several reproduce.py outputs.
+
+    A row of a later part replaces the same (dataset, model, init) row of an earlier one,
+    unless their runs have different seeds (``--first-seed``): then the runs are pooled and
+    the row is recomputed over all of them.
+    """
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     runs: list[dict[str, Any]] = []
     info: dict[str, Any] = {"wall_seconds": 0.0, "commands": [], "seeds": 0, "data_dir": ""}
@@ -274,15 +300,38 @@ def combine(out: Path, parts: list[Path]) -> str:
         data = json.loads(part.read_text())
         for r in data["rows"]:
             key = (r["dataset"], r["model"], r["init"])
+            new = [x for x in data["runs"] if _same_row(x, r)]
             if key in rows:
-                runs = [x for x in runs if not _same_row(x, r)]
+                old = [x for x in runs if _same_row(x, r)]
+                if old and new and not {x["seed"] for x in old} & {x["seed"] for x in new}:
+                    r = _pooled(r, old + new)
+                else:
+                    runs = [x for x in runs if not _same_row(x, r)]
             rows[key] = r
         runs += data["runs"]
         info["wall_seconds"] += data["wall_seconds"]
         info["commands"] += data.get("commands", [])
-        info["seeds"] = max(info["seeds"], data.get("seeds", 0))
         info["data_dir"] = data.get("data_dir", info["data_dir"])
+    counts = [len([x for x in runs if _same_row(x, r)]) for r in rows.values()]
+    info["seeds"] = max(counts, default=0)
     return write_report(out, list(rows.values()), runs, info)
+
+
+def _pooled(row: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """``row`` recomputed over ``runs`` (every seed of its experiment)."""
+    accs = [float(x["test/acc"]) for x in runs]
+    vals = [float(x["val/acc_best"]) for x in runs]
+    mean = 100 * mean_std(accs)[0]
+    rand = row.get("kim_rand")
+    seconds = [float(x["seconds"]) for x in runs if "seconds" in x]
+    return {
+        **row,
+        "ours": fmt(accs),
+        "val": fmt(vals),
+        "mean": mean,
+        "delta": None if rand is None else mean - rand,
+        "seconds": statistics.fmean(seconds) if seconds else row["seconds"],
+    }
 
 
 if __name__ == "__main__":

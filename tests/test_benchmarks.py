@@ -161,3 +161,59 @@ def test_reproduce_combine_replaces_rows_and_keeps_dataset_order(tmp_path):
     data = json.loads((tmp_path / "all.json").read_text())
     assert len(data["runs"]) == 2 and data["wall_seconds"] == 120.0
     assert "Command: `a`" in table and "Command: `b`" in table
+
+
+def test_reproduce_combine_pools_parts_with_other_seeds(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from reproduce import combine
+
+    def part(name: str, accs: dict[int, float]) -> Path:
+        runs = [
+            {
+                "experiment": "cnn_trec",
+                "init": "rand",
+                "seed": seed,
+                "test/acc": acc,
+                "val/acc_best": acc + 0.01,
+                "seconds": 10.0 * (seed + 1),
+            }
+            for seed, acc in accs.items()
+        ]
+        mean = 100 * sum(accs.values()) / len(accs)
+        row = {
+            "dataset": "TREC",
+            "model": "cnn",
+            "init": "rand (uniform)",
+            "init_key": "rand",
+            "train": "train.tsv",
+            "ours": "x",
+            "val": "x",
+            "mean": mean,
+            "kim_rand": 91.2,
+            "kim_nonstatic": 93.6,
+            "sct_rand": 88.2,
+            "delta": mean - 91.2,
+            "seconds": 1.0,
+        }
+        other = {**row, "init": "glove (frozen)", "init_key": "glove_frozen", "ours": "60.0 ± 0.0"}
+        other_run = {**runs[0], "init": "glove_frozen", "test/acc": 0.6}
+        path = tmp_path / f"{name}.json"
+        info = {"wall_seconds": 60.0, "commands": [name], "seeds": len(accs), "data_dir": "d"}
+        path.write_text(json.dumps({**info, "rows": [row, other], "runs": [*runs, other_run]}))
+        return path
+
+    table = combine(tmp_path / "all", [part("a", {0: 0.90}), part("b", {1: 0.92, 2: 0.94})])
+    line = next(x for x in table.splitlines() if x.startswith("| TREC | cnn | rand"))
+    assert "| 92.0 ± 2.0 |" in line and "| 93.0 ± 2.0 |" in line  # test and val over 3 seeds
+    assert line.endswith("| 20 |")  # mean seconds of the three runs
+    assert "(mean ± std, 3 seeds)" in table
+    frozen = next(x for x in table.splitlines() if x.startswith("| TREC | cnn | glove (frozen)"))
+    assert "60.0 ± 0.0" in frozen  # seed 0 in both parts: replaced, not pooled
+    # the same seeds again: the later part's row replaces the earlier one, and so do its runs
+    again = combine(
+        tmp_path / "again", [part("c", {1: 0.5, 2: 0.7}), part("d", {1: 0.92, 2: 0.94})]
+    )
+    line = next(x for x in again.splitlines() if x.startswith("| TREC | cnn | rand"))
+    assert "| +1.8 |" in line  # d's mean, 93.0 - 91.2
+    runs = json.loads((tmp_path / "again.json").read_text())["runs"]
+    assert sorted(r["test/acc"] for r in runs if r["init"] == "rand") == [0.92, 0.94]
