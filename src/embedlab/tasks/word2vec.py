@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,11 +28,20 @@ from torch import nn
 
 from embedlab.tasks.base import EmbeddingTask
 from embedlab.tasks.training_log import logs_this_step
-from embedlab.training import word2vec_kernel as kernel
+
+if TYPE_CHECKING:
+    from embedlab.training.word2vec_kernel import Sampling
 
 log = logging.getLogger(__name__)
 
 EXPORT_FILES = ("vectors.vec", "vectors.npy", "vocab.txt")
+
+
+def _kernel() -> ModuleType:
+    """The kernel module, imported when a word2vec run needs it (numba's import: 0.5 s)."""
+    from embedlab.training import word2vec_kernel
+
+    return word2vec_kernel
 
 
 def export_vectors(
@@ -65,7 +75,7 @@ class Word2VecTask(EmbeddingTask):
         scheduler_cfg: Any,
         vocab: list[str] | None = None,
         counts: torch.Tensor | None = None,
-        sampling: kernel.Sampling | None = None,
+        sampling: Sampling | None = None,
         export: bool = True,
         **plumbing: Any,
     ) -> None:
@@ -84,7 +94,7 @@ class Word2VecTask(EmbeddingTask):
     def _run(self, batch: dict[str, Any], mode: int, lr_in: float = 0.0, lr_out: float = 0.0):
         if self.sampling is None:
             raise RuntimeError("Word2VecTask needs the datamodule's sampling tables")
-        return kernel.run(
+        return _kernel().run(
             self.sampling,
             self.model.embedding.weight,
             self.model.output.weight,
@@ -105,12 +115,12 @@ class Word2VecTask(EmbeddingTask):
         return (0.0 if frozen else lrs.get("embedding", 0.0)), lrs["tables"]
 
     def on_train_start(self) -> None:
-        kernel.set_threads(torch.get_num_threads())
+        _kernel().set_threads(torch.get_num_threads())
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self.examples_seen += int(batch["words"])
         lr_in, lr_out = self._learning_rates()
-        total, n = self._run(batch, kernel.TRAIN, lr_in, lr_out)
+        total, n = self._run(batch, _kernel().TRAIN, lr_in, lr_out)
         emb = self.model.embedding
         if emb.max_norm is not None and len(batch["ids"]):  # as a lookup would renormalise
             rows = torch.unique(torch.from_numpy(batch["ids"]).long())
@@ -134,7 +144,7 @@ class Word2VecTask(EmbeddingTask):
         self._step_schedules("epoch")
 
     def _eval_step(self, split: str, batch: dict[str, Any]) -> None:
-        total, n = self._run(batch, kernel.LOSS)
+        total, n = self._run(batch, _kernel().LOSS)
         sums = self.eval_sums.setdefault(split, [0.0, 0.0])
         sums[0] += total
         sums[1] += n
