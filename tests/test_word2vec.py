@@ -507,3 +507,18 @@ def test_a_resumed_run_writes_the_vectors_of_the_uninterrupted_run(make_cfg, tmp
     np.testing.assert_array_equal(
         np.load(run_dir / "vectors.npy"), np.load(Path(full["output_dir"]) / "vectors.npy")
     )
+
+
+def test_max_norm_bounds_the_trained_rows(make_cfg, tmp_path):
+    synonym_corpus(tmp_path / "corpus.txt", sentences=600)
+    free = train(w2v_cfg(make_cfg, tmp_path / "corpus.txt", "trainer.max_epochs=2"))
+    assert np.linalg.norm(np.load(Path(free["output_dir"]) / "vectors.npy"), axis=1).max() > 0.5
+    cfg = w2v_cfg(
+        make_cfg, tmp_path / "corpus.txt", "trainer.max_epochs=2", "embedding.max_norm=0.5"
+    )
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "bounded")
+    bounded = np.load(Path(train(cfg)["output_dir"]) / "vectors.npy")
+    assert np.linalg.norm(bounded, axis=1).max() <= 0.5 + 1e-4

@@ -53,7 +53,7 @@ def word2vec_sampling(
 
     Negatives come from an alias table of ``counts ** exponent`` (one random slot and one
     comparison a draw, exact probabilities, 8 bytes a word: word2vec's 2**23-slot
-    ``unigram_table`` cost a cache miss a draw and dropped words under half a slot).
+    ``unigram_table`` is 32 MB read at random, and drops words under half a slot).
     """
     keep = (keep_probabilities(counts, sample) * (counts > 0)).float().numpy()
     prob, alias = alias_table(counts.double().pow(exponent) * (counts > 0))
