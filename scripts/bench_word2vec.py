@@ -1,12 +1,13 @@
-"""Benchmark: embedlab's skip-gram (``task=word2vec``) side by side with gensim's ``Word2Vec``.
+"""Benchmark: embedlab's skip-gram or CBOW (``task=word2vec``) side by side with gensim's ``Word2Vec``.
 
-Both train skip-gram with negative sampling on the same whitespace-tokenized text with the same
+Both train skip-gram (``--model cbow``: CBOW, mean of the bag) with negative sampling on the same whitespace-tokenized text with the same
 recipe (dim 100, window 5, 5 negatives, min_count 5, subsampling 1e-4, alpha 0.025 decaying
 linearly, ``--epochs``), and both vector sets are scored by ``embedlab.embeddings.intrinsic``
 (gensim's protocol: tests/test_intrinsic.py checks it against gensim's own functions).
 
     python scripts/bench_word2vec.py                              # ptb and shared-all, 5 epochs
     python scripts/bench_word2vec.py --corpora ptb --epochs 10 --threads 2
+    python scripts/bench_word2vec.py --corpora ptb --model cbow --threads 1
 
 Corpora: ``ptb`` (``<data-dir>/ptb/ptb.train.txt``, 887k words) and ``shared-all``: every text
 the machine holds (PTB train+valid+test, and the text column of every ``.tsv`` of mr, subj,
@@ -17,7 +18,7 @@ before windowing, as it drops words under min_count).
 
 gensim: ``Word2Vec(sentences, sg=1, workers=--threads, ...)``; time = vocabulary + training.
 embedlab: ``embedlab-train task=word2vec model=skipgram data=text ...`` in a child process with
-``EMBEDLAB_NUM_THREADS=--embedlab-threads`` (1: faster than 2 on a shared 2-core machine),
+``EMBEDLAB_NUM_THREADS=--embedlab-threads`` (default: ``--threads``, the kernel's threads),
 TensorBoard views off; "train s" is the training loop (metrics.json ``train_seconds``), "wall s"
 the whole process (start-up, tokenizing, validation, export). words/s = corpus words x epochs /
 train s. Targets: rho within 0.02 and analogy within 2 points of gensim, wall time <= 2x gensim.
@@ -81,7 +82,7 @@ def run_gensim(corpus: Path, args: argparse.Namespace, out: Path) -> dict[str, A
         negative=5,
         min_count=5,
         sample=1e-4,
-        sg=1,
+        sg=int(args.model == "skipgram"),
         alpha=0.025,
         min_alpha=0.0001,
         epochs=args.epochs,
@@ -102,7 +103,7 @@ def run_embedlab(corpus: Path, args: argparse.Namespace, out: Path) -> dict[str,
     cmd = [
         str(Path(sys.executable).with_name("embedlab-train")),
         "task=word2vec",
-        "model=skipgram",
+        f"model={args.model}",
         "data=text",
         f"data.root={out}",
         "data.train=corpus.txt",
@@ -179,8 +180,9 @@ def main(argv: list[str] | None = None) -> None:
         "--threads", type=int, default=os.cpu_count() or 1, help="gensim workers (default: cores)"
     )
     parser.add_argument(
-        "--embedlab-threads", type=int, default=1, help="torch intra-op threads of embedlab"
+        "--embedlab-threads", type=int, default=None, help="embedlab's threads (default: --threads)"
     )
+    parser.add_argument("--model", choices=("skipgram", "cbow"), default="skipgram")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--out", default="outputs/bench_word2vec")
@@ -188,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
         "--embedlab-args", nargs="*", default=[], help="extra embedlab-train overrides"
     )
     args = parser.parse_args(argv)
+    if args.embedlab_threads is None:
+        args.embedlab_threads = args.threads
     try:
         import gensim  # noqa: F401
     except ImportError:
@@ -206,12 +210,12 @@ def main(argv: list[str] | None = None) -> None:
         work.mkdir(parents=True, exist_ok=True)
         ref = {
             "corpus": name,
-            "tool": f"gensim {args.threads} thr",
+            "tool": f"gensim {args.model} {args.threads} thr",
             **run_gensim(corpus, args, work),
         }
         ours = {
             "corpus": name,
-            "tool": f"embedlab {args.embedlab_threads} thr",
+            "tool": f"embedlab {args.model} {args.embedlab_threads} thr",
             **run_embedlab(corpus, args, work),
         }
         rows += [ref, ours]

@@ -281,7 +281,7 @@ for _name, _schema, _cls, _bag in (
 ):
     MODELS.register(_name, _schema, check=_word2vec_model_problems)(
         ModelSpec(
-            lambda cfg, emb, n, cls=_cls: cls(emb, sparse=bool(emb.sparse)),
+            lambda cfg, emb, n, cls=_cls: cls(emb),
             "word2vec",
             bag_embedding=_bag,
             defaults=_WORD2VEC_DEFAULTS,

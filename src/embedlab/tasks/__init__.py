@@ -300,9 +300,9 @@ class Word2VecTaskConfig:
     window: int = 5  # largest window; each word draws its own in 1..window
     negative: int = 5  # negatives per example
     ns_exponent: float = 0.75  # negatives from the unigram distribution ** ns_exponent
-    # words of text per batch (whole sentences): the loss is summed, so a frequent word gets
-    # many updates at once; 1000 keeps that mild and was fastest on PTB (10000: 0.5x)
-    batch_words: int = 1000
+    # words of text per training step (whole sentences; gensim's batch_words): one kernel
+    # call, the lr constant within it; 1000 spent 60% of a PTB epoch in Lightning's step
+    batch_words: int = 10000
     export: bool = True  # write vectors.vec, vectors.npy and vocab.txt into the run folder
 
 
@@ -321,15 +321,41 @@ def _word2vec_problems(cfg: Any) -> list[str]:
         problems.append(f"task.sample: must be >= 0, got {t.sample}")
     if not cfg.pretrained.restrict_to_vocab:
         problems.append("pretrained.restrict_to_vocab: keep it true for task=word2vec")
+    return problems + _word2vec_kernel_problems(cfg)
+
+
+def _word2vec_kernel_problems(cfg: Any) -> list[str]:
+    """What the compiled kernel (plain SGD on float32 CPU tables, one process) cannot do."""
+    kernel = "task=word2vec trains with word2vec's SGD kernel"
+    problems = []
+    opt, emb, trainer = cfg.optimizer, cfg.embedding, cfg.trainer
+    if opt.name != "sgd":
+        problems.append(f"optimizer.name: {kernel}; use optimizer=sgd, got {opt.name!r}")
+    if opt.weight_decay or any(opt.kwargs.values()):
+        problems.append(f"optimizer: {kernel}: no weight_decay, momentum or other kwargs")
+    if emb.scale_grad_by_freq or emb.per_sample_weights:
+        problems.append(
+            f"embedding: {kernel}: scale_grad_by_freq and per_sample_weights do not apply"
+        )
+    if cfg.model.name == "cbow" and str(emb.mode) not in ("mean", "sum"):
+        problems.append(f"embedding.mode: CBOW's bag is mean or sum, got {emb.mode}")
+    if trainer.accelerator != "cpu":
+        problems.append(f"trainer.accelerator: {kernel} on the CPU; use cpu")
+    if str(trainer.precision) not in ("32", "32-true"):
+        problems.append(f"trainer.precision: {kernel} on float32 tables; use 32-true")
+    if trainer.devices not in (1, "1") or trainer.num_nodes != 1:
+        problems.append(
+            f"trainer.devices: {kernel} in one process (threads: EMBEDLAB_NUM_THREADS); use 1"
+        )
+    if trainer.gradient_clip_val or trainer.accumulate_grad_batches != 1:
+        problems.append(f"trainer: {kernel}: no gradient_clip_val or accumulate_grad_batches")
     return problems
 
 
 def _word2vec_datamodule(cfg: Any, layout: str) -> L.LightningDataModule:
     from embedlab.data.word2vec import Word2VecDataModule
 
-    return Word2VecDataModule(
-        cfg.data, cfg.tokenizer, cfg.paths, cfg.seed, cfg.task, cbow=cfg.model.name == "cbow"
-    )
+    return Word2VecDataModule(cfg.data, cfg.tokenizer, cfg.paths, cfg.seed, cfg.task)
 
 
 def _word2vec_module(cfg: Any, dm: Any, model: Any, **plumbing: Any) -> EmbeddingTask:
@@ -339,6 +365,7 @@ def _word2vec_module(cfg: Any, dm: Any, model: Any, **plumbing: Any) -> Embeddin
         cfg.scheduler,
         vocab=list(dm.vocab),
         counts=dm.counts,
+        sampling=dm.sampling,
         export=cfg.task.export,
         **plumbing,
     )

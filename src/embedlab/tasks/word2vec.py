@@ -1,41 +1,47 @@
-"""word2vec as a LightningModule: negative-sampling loss, export of the trained vectors.
+"""word2vec as a LightningModule: the compiled kernel over chunks of the corpus, export.
 
-Batches come from :mod:`embedlab.data.word2vec`; the model (skip-gram or CBOW) scores each
-example's target and ``K`` negatives. The loss is word2vec's, summed over the examples of a
-batch (so ``optimizer.lr`` means what word2vec's ``alpha`` means: the step per example):
-``-log s(u.v_target) - sum_k log s(-u.v_neg_k)`` (a negative equal to the target is skipped,
-as gensim does). Logged: ``train/loss_step``/``train/loss_epoch`` and ``{val,test}/loss``,
-the mean loss per example. At the end of training the input table is written to the run
-folder (:func:`export_vectors`): ``vectors.vec`` (word2vec text format), ``vectors.npy`` and
-``vocab.txt`` (the words with their training counts), most frequent first.
+Batches come from :mod:`embedlab.data.word2vec` (runs of whole sentences); each training
+step hands one to the kernel (:mod:`embedlab.training.word2vec_kernel`), which draws the
+examples and applies word2vec's SGD updates to both tables in place (manual optimization:
+Lightning owns the loop, the step counter, the schedule and the checkpoints; the kernel is
+the optimizer step). The step sizes are the optimizer's groups' current learning rates
+(``embedding`` for the input table, 0 while it is frozen; ``tables`` for the output table),
+which the schedule (``scheduler=word2vec``: linear decay) sets every step. The loss is
+word2vec's ``-log s(u.v_target) - sum_k log s(-u.v_neg_k)`` (a negative equal to the target
+is skipped, as gensim does). Logged: ``train/loss_step``/``train/loss_epoch`` and
+``{val,test}/loss``, the mean loss per example (val/test: fixed draws, no updates). At the end
+of training the input table is written to the run folder (:func:`export_vectors`):
+``vectors.vec`` (word2vec text format), ``vectors.npy`` and ``vocab.txt`` (the words with
+their training counts), most frequent first.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from embedlab.tasks.base import EmbeddingTask
 from embedlab.tasks.training_log import logs_this_step
+
+if TYPE_CHECKING:
+    from embedlab.training.word2vec_kernel import Sampling
 
 log = logging.getLogger(__name__)
 
 EXPORT_FILES = ("vectors.vec", "vectors.npy", "vocab.txt")
 
 
-def negative_sampling_loss(
-    scores: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor
-) -> torch.Tensor:
-    """Summed loss of ``scores`` (P, 1 + K): target column 0, negatives after (those == target skipped)."""
-    pos = F.logsigmoid(scores[:, 0])  # (P,)
-    neg = F.logsigmoid(-scores[:, 1:]) * (negatives != targets[:, None])  # (P, K)
-    return -(pos.sum() + neg.sum())
+def _kernel() -> ModuleType:
+    """The kernel module, imported when a word2vec run needs it (numba's import: 0.5 s)."""
+    from embedlab.training import word2vec_kernel
+
+    return word2vec_kernel
 
 
 def export_vectors(
@@ -52,15 +58,15 @@ def export_vectors(
     np.save(folder / "vectors.npy", matrix)
     with open(folder / "vocab.txt", "w", encoding="utf-8") as f:
         f.writelines(f"{w}\t{int(counts[i])}\n" for w, i in zip(words, ids.tolist(), strict=True))
+    line = " ".join(["%s", *["%.6g"] * matrix.shape[1]]) + "\n"  # one format a row: 1.8x a join
     with open(folder / "vectors.vec", "w", encoding="utf-8") as f:
         f.write(f"{len(words)} {matrix.shape[1]}\n")
-        for w, row in zip(words, matrix, strict=True):
-            f.write(w + " " + " ".join(f"{x:.6g}" for x in row) + "\n")
+        f.writelines(line % (w, *row) for w, row in zip(words, matrix.tolist(), strict=True))
     return [folder / name for name in EXPORT_FILES]
 
 
 class Word2VecTask(EmbeddingTask):
-    """Trains skip-gram / CBOW with negative sampling; ``examples_seen`` counts training words."""
+    """Trains skip-gram / CBOW with the kernel; ``examples_seen`` counts training words."""
 
     def __init__(
         self,
@@ -69,43 +75,79 @@ class Word2VecTask(EmbeddingTask):
         scheduler_cfg: Any,
         vocab: list[str] | None = None,
         counts: torch.Tensor | None = None,
+        sampling: Sampling | None = None,
         export: bool = True,
         **plumbing: Any,
     ) -> None:
         super().__init__(model, optimizer_cfg, scheduler_cfg, **plumbing)
+        self.automatic_optimization = False  # the kernel updates the tables itself
         self.vocab = vocab or []
         self.counts = counts
+        self.sampling = sampling
         self.export = export
         self.eval_sums: dict[str, list[float]] = {}
 
     def other_tables(self) -> list[nn.Module]:
-        # the output table is a second embedding table: its own group, sparse like the input
+        # the output table is a second embedding table: its own group (its learning rate)
         return [self.model.output]
 
-    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
-        scores = self.model(
-            batch["inputs"], batch["targets"], batch["negatives"], batch.get("offsets")
-        )
-        return negative_sampling_loss(scores, batch["targets"], batch["negatives"]), len(
-            batch["targets"]
+    def _run(self, batch: dict[str, Any], mode: int, lr_in: float = 0.0, lr_out: float = 0.0):
+        if self.sampling is None:
+            raise RuntimeError("Word2VecTask needs the datamodule's sampling tables")
+        return _kernel().run(
+            self.sampling,
+            self.model.embedding.weight,
+            self.model.output.weight,
+            batch["ids"],
+            batch["bounds"],
+            batch["seed"],
+            lr_in,
+            lr_out,
+            mode,
+            cbow=self.model.cbow,
+            cbow_mean=self.model.bag_mean,
         )
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+    def _learning_rates(self) -> tuple[float, float]:
+        """(input table, output table): the current lr of their optimizer groups."""
+        lrs = {g.get("name"): g["lr"] for g in self.optimizers().param_groups}
+        frozen = not self.model.embedding.weight.requires_grad
+        return (0.0 if frozen else lrs.get("embedding", 0.0)), lrs["tables"]
+
+    def on_train_start(self) -> None:
+        _kernel().set_threads(torch.get_num_threads())
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self.examples_seen += int(batch["words"])
-        if len(batch["targets"]) == 0:
-            return None
-        total, n = self._loss(batch)
-        self.train_loss.add(total.detach(), n)
+        lr_in, lr_out = self._learning_rates()
+        total, n = self._run(batch, _kernel().TRAIN, lr_in, lr_out)
+        emb = self.model.embedding
+        if emb.max_norm is not None and len(batch["ids"]):  # as a lookup would renormalise
+            rows = torch.unique(torch.from_numpy(batch["ids"]).long())
+            with torch.no_grad():
+                torch.embedding_renorm_(emb.weight, rows, emb.max_norm, emb.norm_type)
+        # no gradients: the step only advances Lightning's counter (global_step, checkpoints)
+        self.optimizers().step()
+        self._step_schedules("step")
+        if n:
+            self.train_loss.add(torch.tensor(total, dtype=torch.float64), n)
         if logs_this_step(self):
             self._log_train("step")
-        return total
+
+    def _step_schedules(self, interval: str) -> None:
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval == interval:
+                config.scheduler.step()
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        self._step_schedules("epoch")
 
     def _eval_step(self, split: str, batch: dict[str, Any]) -> None:
-        if len(batch["targets"]):
-            total, n = self._loss(batch)
-            sums = self.eval_sums.setdefault(split, [0.0, 0.0])
-            sums[0] += float(total)
-            sums[1] += n
+        total, n = self._run(batch, _kernel().LOSS)
+        sums = self.eval_sums.setdefault(split, [0.0, 0.0])
+        sums[0] += total
+        sums[1] += n
 
     def _eval_end(self, split: str) -> None:
         total, n = self.eval_sums.pop(split, [0.0, 0.0])
