@@ -93,8 +93,8 @@ class LSTMLM(nn.Module):
             if problems:
                 raise ConfigError(problems)
             self.head: nn.Module = nn.AdaptiveLogSoftmaxWithLoss(
-                hidden_size, vocab_size, list(cutoffs or []), div_value=div_value
-            )
+                hidden_size, vocab_size, list(cutoffs or []), div_value=div_value, head_bias=True
+            )  # a head bias, like the full softmax's: the unigram frequencies come for free
         else:
             self.head = nn.Linear(hidden_size, vocab_size)
             if tie_weights:
