@@ -31,6 +31,7 @@ TINY_LM = [
     "data.eval_batch_size=4",
     "embedding.dim=16",
     "model.hidden_size=16",
+    "tokenizer.eos_token='<eos>'",
 ]
 
 
@@ -216,6 +217,15 @@ def test_train_lstm_lm_end_to_end_val_perplexity_falls(make_cfg, tmp_path, monke
     assert saved["test/ppl"] == pytest.approx(metrics["test/ppl"])
     assert math.isclose(saved["test/ppl"], math.exp(saved["test/loss"]), rel_tol=1e-4)
     assert saved["train_tokens_per_second"] > 0
+    # the checkpoint loads without Lightning and samples (the adaptive head's log-probabilities)
+    from embedlab.inference import load
+
+    best = next(p for p in (run / "checkpoints").glob("*.ckpt") if p.name != "last.ckpt")
+    loaded = load(best)
+    assert isinstance(loaded.model, LSTMLM)
+    assert loaded.generate("", max_new_tokens=5, seed=0) == loaded.generate(
+        "", max_new_tokens=5, seed=0
+    )
     # the per-epoch report reads the same scalars: valid and exp(train loss) per epoch
     from tests.conftest import load_script
 
