@@ -71,6 +71,7 @@ def plot_epoch_perplexity(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(8, 5))
     epochs = [r["epoch"] for r in rows]
@@ -79,6 +80,8 @@ def plot_epoch_perplexity(
     for i, (label, value) in enumerate((references or {}).items()):
         ax.axhline(value, ls="--", lw=1, color=f"C{i + 2}", label=f"{label}: {value:g}")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())  # 100, not 10^2
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set(xlabel="epoch", ylabel="perplexity", title=title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
