@@ -43,9 +43,9 @@ def markdown(rows: list[dict[str, float]], metrics: dict, command: str, refs: di
         "",
         f"Test perplexity (best validation checkpoint): **{test:.1f}**; best valid "
         f"{metrics.get('val/ppl_best', math.nan):.1f}.",
-        f"Training: {metrics.get('train_seconds', math.nan) / 60:.1f} min for "
-        f"{len(rows)} epochs, {metrics.get('train_tokens_per_second', math.nan):,.0f} training "
-        "tokens/s.",
+        f"Training: {metrics.get('train_seconds', math.nan) / 60:.1f} min, "
+        f"{metrics.get('global_steps', 0):,} optimizer steps ({len(rows)} validations, one per "
+        f"epoch), {metrics.get('train_tokens_per_second', math.nan):,.0f} training tokens/s.",
     ]
     if refs:
         lines += ["", "References: " + "; ".join(f"{k} {v:g}" for k, v in refs.items()) + "."]
