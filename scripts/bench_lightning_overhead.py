@@ -70,10 +70,12 @@ def plain_side(cfg: DictConfig) -> tuple[float, int]:
     module.train()
     samples, seconds = 0, 0.0
     for _ in range(epochs):
+        if lm:
+            module.on_train_epoch_start()  # a recurrent state starts afresh, as under Lightning
         start = time.perf_counter()
         for batch in loader:
             if lm:
-                total, n = module._nll(batch)
+                total, n = module._nll(batch, "train")  # carries a recurrent state on rows
                 loss = total / max(n, 1)
             else:
                 loss, _, labels = module._step(batch)

@@ -79,6 +79,7 @@ REQUIRED = {
     ("data", "synthetic_lm"): LM,
     ("task", "lm"): ["data=synthetic_lm", "model=transformer_lm"],
     ("model", "transformer_lm"): ["data=synthetic_lm", "task=lm"],
+    ("model", "lstm_lm"): ["data=synthetic_lm", "task=lm"],
     ("embedding", "pretrained"): ["pretrained=glove"],
     ("pretrained", "file"): ["pretrained.path=vectors.txt"],
     ("task", "word2vec"): ["model=skipgram"],

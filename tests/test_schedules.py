@@ -104,3 +104,34 @@ def test_a_run_logs_the_scheduled_lr_at_every_step(make_cfg, tmp_path, one_threa
             expected = 0.2 * 0.5 * (1 + math.cos(math.pi * (step - 3) / (total - 3)))
         for group in ("embedding", "decay", "no_decay"):  # every parameter group follows it
             assert float(row[f"lr/{group}"]) == pytest.approx(expected, abs=1e-7), (step, group)
+
+
+def test_over_time_follows_the_clock_when_it_is_ahead_of_the_steps():
+    """scheduler.over=time: the cosine is at max(steps done, time spent) of its span."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    cfg = OmegaConf.create({"name": "cosine", "warmup_steps": 0, "interval": "step", "kwargs": {}})
+    spent = [0.0]
+    sched = build_scheduler(opt, cfg, 100, time_spent=lambda: spent[0])["scheduler"]
+    lrs = []
+    for fraction in (0.0, 0.5, 0.5, 1.0, 2.0):
+        spent[0] = fraction
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    # step 1 at 0% of the time: the steps lead; then half the budget = half the cosine; the
+    # end of the budget = the end of the schedule, and it stays there
+    assert lrs[0] == pytest.approx(0.5 * (1 + math.cos(math.pi * 1 / 100)))
+    assert lrs[1] == pytest.approx(0.5) and lrs[2] == pytest.approx(0.5)
+    assert lrs[3] == pytest.approx(0.0, abs=1e-12) and lrs[4] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_over_time_needs_a_time_budget(make_cfg):
+    from embedlab.config import validate
+    from embedlab.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        validate(make_cfg("scheduler=cosine", "scheduler.over=time"))
+    assert [p.split(":")[0] for p in err.value.problems] == ["scheduler.over"]
+    cfg = validate(
+        make_cfg("scheduler=cosine", "scheduler.over=time", "trainer.max_time=00:00:01:00")
+    )
+    assert cfg.scheduler.over == "time"

@@ -51,6 +51,13 @@ class Interval(StrEnum):
     epoch = "epoch"
 
 
+class Over(StrEnum):
+    steps = "steps"  # the schedule runs over the run's steps (or epochs)
+    # whichever is further along: the steps, or the training time spent of trainer.max_time
+    # (the lr reaches its end when the time budget does, however fast the machine is)
+    time = "time"
+
+
 # --------------------------------------------------------------------------- tokenizer
 
 
@@ -143,6 +150,7 @@ class SchedulerConfig:
     name: str = "none"  # registry name (embedlab.training.optim.SCHEDULERS)
     warmup_steps: int = 0  # linear warmup before the schedule (step-based)
     interval: Interval = Interval.step  # when the scheduler steps
+    over: Over = Over.steps  # steps | time (needs trainer.max_time)
     kwargs: dict[str, Any] = field(default_factory=dict)  # the schedule's own arguments
 
 

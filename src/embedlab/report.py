@@ -154,6 +154,23 @@ def read_scalars(run: Path, tag: str) -> list[tuple[int, float]]:
     return [(e.step, float(e.value)) for e in acc.Scalars(tag)]
 
 
+def epoch_perplexities(run: Path) -> list[dict[str, float]]:
+    """Per epoch of a ``task=lm`` run (one validation per epoch): ``epoch``, ``step``,
+    ``train_ppl`` (exp of ``train/loss_epoch``, dropout on) and ``val_ppl``, from its TensorBoard
+    scalars."""
+    val = read_scalars(run, "val/ppl")
+    train = dict(read_scalars(run, "train/loss_epoch"))  # step -> mean training loss
+    return [
+        {
+            "epoch": i + 1,
+            "step": step,
+            "train_ppl": math.exp(train[step]) if step in train else math.nan,
+            "val_ppl": value,
+        }
+        for i, (step, value) in enumerate(val)
+    ]
+
+
 def load_run(run: Path, root: Path, curve_tag: str | None = None) -> RunRecord:
     config = _read_yaml(run / "config.yaml") or _read_yaml(run / ".hydra" / "config.yaml") or {}
     name = run.relative_to(root).as_posix() if run != root else run.name

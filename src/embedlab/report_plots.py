@@ -59,6 +59,35 @@ def plot_report(report: Report, out: Path) -> dict[str, Path]:
     return files
 
 
+def plot_epoch_perplexity(
+    rows: list[dict[str, float]],
+    path: Path,
+    references: dict[str, float] | None = None,
+    title: str = "perplexity per epoch",
+) -> Path:
+    """Train and validation perplexity per epoch (rows of :func:`embedlab.report.epoch_perplexities`)
+    with a dashed horizontal line per reference figure (label -> perplexity), log y axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    epochs = [r["epoch"] for r in rows]
+    ax.plot(epochs, [r["train_ppl"] for r in rows], marker="o", ms=4, label="train (dropout on)")
+    ax.plot(epochs, [r["val_ppl"] for r in rows], marker="o", ms=4, label="valid")
+    for i, (label, value) in enumerate((references or {}).items()):
+        ax.axhline(value, ls="--", lw=1, color=f"C{i + 2}", label=f"{label}: {value:g}")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())  # 100, not 10^2
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set(xlabel="epoch", ylabel="perplexity", title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def _save(fig: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 

@@ -8,6 +8,12 @@ with the train-split tokenizer, then batched one of two ways (``data.chunking``)
   ``block_size`` windows; the targets are the inputs shifted by one. Every token of a split
   but the first is predicted exactly once, so val/test perplexity is over the whole file.
   The last window is padded; its pad targets are ignored.
+- ``rows``: the same stream cut into ``batch_size`` contiguous rows (``eval_batch_size`` for
+  val/test; under DDP each rank its own rows), read left to right ``block_size`` tokens per
+  batch, in order (the ``batchify`` of PyTorch's word_language_model example): batch i+1
+  continues batch i row by row, so a recurrent model can carry its state across batches
+  (truncated BPTT). Every token but the first is still predicted exactly once (the last row
+  is padded; pad targets are ignored), so perplexity is over the same tokens as ``stream``.
 - ``sentence``: one text per example, ``bos + tokens + eos`` truncated to ``block_size + 1``
   tokens, right-padded per batch (training batches length-bucketed).
 
@@ -23,15 +29,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
-from embedlab.data.batching import pad_rows
+from embedlab.data.batching import pad_rows, world_and_rank
 from embedlab.data.datamodule import TextDataModule
-from embedlab.data.types import EncodedSplit
+from embedlab.data.types import IGNORE, EncodedSplit
 
 log = logging.getLogger(__name__)
-
-IGNORE = -100  # target id the loss skips
 
 
 def with_specials(split: EncodedSplit, bos: int | None, eos: int | None) -> EncodedSplit:
@@ -79,6 +83,43 @@ class StreamWindows(Dataset):
         return self.__getitems__([i])
 
 
+class StreamRows(Dataset):
+    """The stream as ``rows`` contiguous rows, one (rows, <=block_size) batch per index, in order.
+
+    Row r holds inputs ``stream[r*L : (r+1)*L]`` with L = ceil((N - 1) / rows), targets shifted
+    by one; the tail past the stream is pad (target ignored). ``shard`` = (rank, world) keeps
+    this rank's ``rows`` of ``rows * world``.
+    """
+
+    def __init__(
+        self,
+        stream: torch.Tensor,
+        rows: int,
+        block_size: int,
+        pad_id: int,
+        shard: tuple[int, int] = (0, 1),
+    ) -> None:
+        rank, world = shard
+        total_rows = rows * world
+        self.num_tokens = max(len(stream) - 1, 0)  # predicted tokens in the split (all ranks)
+        length = max(math.ceil(self.num_tokens / total_rows), 1)  # inputs per row
+        windows = StreamWindows(stream, length, pad_id)  # row r = window r, padded to full rows
+        index = list(range(rank * rows, (rank + 1) * rows))
+        grid = windows.__getitems__([min(i, windows.num_windows - 1) for i in index])
+        beyond = torch.tensor(index) >= windows.num_windows  # rows past the stream: all pad
+        self.ids = grid["ids"].masked_fill(beyond[:, None], pad_id)  # (rows, L)
+        self.targets = grid["targets"].masked_fill(beyond[:, None], IGNORE)  # (rows, L)
+        self.block_size = block_size
+        self.num_batches = math.ceil(length / block_size)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        cols = slice(i * self.block_size, (i + 1) * self.block_size)
+        return {"ids": self.ids[:, cols], "targets": self.targets[:, cols]}
+
+
 class SentenceBatches(Dataset):
     """One (bos ... eos) text per row, right-padded; targets shifted by one, pads ignored."""
 
@@ -107,7 +148,7 @@ class LanguageModelDataModule(TextDataModule):
     def __init__(self, data_cfg: Any, tokenizer_cfg: Any, paths_cfg: Any, seed: int) -> None:
         super().__init__(data_cfg, tokenizer_cfg, paths_cfg, seed)
         self.tokens_per_example = 1.0  # an LM example is one predicted token
-        self.datasets: dict[str, StreamWindows | SentenceBatches] = {}
+        self.datasets: dict[str, StreamWindows | StreamRows | SentenceBatches] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -119,6 +160,13 @@ class LanguageModelDataModule(TextDataModule):
                 enc = with_specials(enc, None, self.eos_id)
                 if name != "train" or not self.streaming:  # streamed: StreamBatches, per worker
                     self.datasets[name] = StreamWindows(enc.ids, bs, self.pad_id)
+            elif self.data_cfg.chunking == "rows":
+                enc = with_specials(enc, None, self.eos_id)
+                rows = (
+                    self.data_cfg.batch_size if name == "train" else self.data_cfg.eval_batch_size
+                )
+                world, rank = world_and_rank()
+                self.datasets[name] = StreamRows(enc.ids, rows, bs, self.pad_id, (rank, world))
             else:  # truncated to block_size + 1 tokens (inputs + 1 target)
                 enc = with_specials(enc, self.bos_id, self.eos_id)
                 enc = _truncate(enc, enc.lengths.clamp_max(bs + 1))
@@ -141,8 +189,21 @@ class LanguageModelDataModule(TextDataModule):
         """Token ids back to text (specials kept visible, pads dropped)."""
         return " ".join(self.vocab[i] for i in ids if i != self.pad_id)
 
-    def _dataset(self, split: str) -> StreamWindows | SentenceBatches:
+    def _dataset(self, split: str) -> StreamWindows | StreamRows | SentenceBatches:
         return self.datasets[split]
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        if self.data_cfg.chunking != "rows":
+            return super()._loader(split, train)
+        # one whole batch per index, every split in order (the rows' state runs on)
+        dataset = self._dataset(split)
+        return DataLoader(
+            dataset,
+            batch_size=None,
+            sampler=list(range(len(dataset))),
+            num_workers=self.data_cfg.num_workers,
+            persistent_workers=self.data_cfg.num_workers > 0,
+        )
 
     def _lengths(self, split: str) -> Any:
         # sentence batches are padded: bucket them by length; stream windows are all full

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 class Chunking(StrEnum):
     stream = "stream"  # concatenate all texts (+eos) and cut contiguous block_size windows
     sentence = "sentence"  # one text per example: bos + tokens + eos, padded per batch
+    # the stream cut into batch_size contiguous rows read left to right, block_size tokens a
+    # batch, in order (batchify): a recurrent model carries its state from batch to batch
+    rows = "rows"
 
 
 @dataclass
@@ -84,8 +87,9 @@ class LMDataCommon(DataCommon):
 
     batch_size: int = 32  # windows (or sentences) per training batch
     eval_batch_size: int = 64
-    block_size: int = 64  # tokens per window (stream) / longest sentence incl. bos+eos (sentence)
-    chunking: Chunking = Chunking.stream  # stream | sentence
+    # tokens per window (stream, rows) / longest sentence incl. bos+eos (sentence)
+    block_size: int = 64
+    chunking: Chunking = Chunking.stream  # stream | sentence | rows
 
 
 @dataclass
@@ -211,6 +215,11 @@ def _lm_problems(cfg: Any) -> list[str]:
     ):
         problems.append(
             "data.chunking: sentence needs tokenizer.bos_token and tokenizer.eos_token (e.g. <bos>, <eos>)"
+        )
+    if cfg.data.chunking == Chunking.rows and cfg.data.get("streaming", False):
+        problems.append(
+            "data.chunking: rows cuts the whole training stream in memory; "
+            "set data.streaming=false or data.chunking=stream"
         )
     return problems
 

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+IGNORE = -100  # target id the language-model losses skip (F.cross_entropy's default)
+
 
 @dataclass
 class TextSplit:

@@ -19,6 +19,7 @@ from torch import nn
 
 from embedlab.models.bag_of_embeddings import BagOfEmbeddings
 from embedlab.models.cnn import SentenceCNN
+from embedlab.models.lstm import LSTMLM, cutoff_problems
 from embedlab.models.transformer import TransformerClassifier, TransformerEncoder, TransformerLM
 from embedlab.models.word2vec import CBOW, SkipGram
 from embedlab.registry import Registry
@@ -90,6 +91,30 @@ class TransformerLMConfig(TransformerCommon):
     dim_feedforward: int = 256  # wider blocks than the classifier's (4 x d_model, GPT-2)
     # share the input embedding with the output layer (needs dim == d_model)
     tie_weights: bool = True
+
+
+class Softmax(StrEnum):
+    full = "full"  # nn.Linear over the whole vocabulary (can be tied to the embedding)
+    adaptive = "adaptive"  # nn.AdaptiveLogSoftmaxWithLoss: frequent-word head + tail clusters
+
+
+@dataclass
+class LSTMLMConfig(ModelCommon):
+    """LSTM language model (Zaremba et al. 2014); use with task=lm, data.chunking=rows."""
+
+    name: str = "lstm_lm"
+    hidden_size: int = 200  # units per LSTM layer
+    num_layers: int = 2  # stacked LSTM layers
+    dropout_embedding: float = 0.2  # on the looked-up token vectors
+    dropout_hidden: float = 0.2  # between LSTM layers
+    dropout_output: float = 0.2  # on the top layer's outputs, before the softmax
+    variational: bool = False  # one dropout mask per sequence shared over time (Gal 2016)
+    # share the input embedding with the output layer (needs embedding.dim == hidden_size)
+    tie_weights: bool = False
+    softmax: Softmax = Softmax.full  # full | adaptive
+    # adaptive: increasing token ranks (< vocabulary size) where the head and clusters end
+    cutoffs: list[int] = field(default_factory=lambda: [2000, 6000])
+    div_value: float = 4.0  # adaptive: each cluster's projection is this much narrower
 
 
 @dataclass
@@ -209,6 +234,67 @@ MODELS.register("transformer_lm", TransformerLMConfig, check=_transformer_lm_pro
 )
 
 
+# --------------------------------------------------------------------------- LSTM LM
+
+
+def _lstm_lm_problems(cfg: Any) -> list[str]:
+    m = cfg.model
+    problems = []
+    if m.hidden_size < 1 or m.num_layers < 1:
+        problems.append(
+            f"model.hidden_size: {m.hidden_size} and model.num_layers: {m.num_layers} must be >= 1"
+        )
+    for key in ("dropout_embedding", "dropout_hidden", "dropout_output"):
+        if not 0 <= m[key] < 1:
+            problems.append(f"model.{key}: must be in [0, 1), got {m[key]}")
+    if m.softmax == Softmax.adaptive:
+        problems += cutoff_problems(list(m.cutoffs))
+        if m.tie_weights:
+            problems.append(
+                "model.tie_weights: the adaptive softmax has no full output matrix to tie; "
+                "set model.tie_weights=false or model.softmax=full"
+            )
+    if m.tie_weights and cfg.embedding.channels == 2:
+        problems.append(
+            "model.tie_weights: ties the output layer to one table and embedding.channels=2 has "
+            "two; set model.tie_weights=false"
+        )
+    if m.tie_weights and cfg.pretrained.source == "none" and cfg.embedding.dim != m.hidden_size:
+        problems.append(
+            f"model.tie_weights: needs embedding.dim ({cfg.embedding.dim}) == model.hidden_size "
+            f"({m.hidden_size}); set them equal or model.tie_weights=false"
+        )
+    return problems
+
+
+def _build_lstm_lm(cfg: Any, embedding: nn.Module, num_outputs: int) -> nn.Module:
+    return LSTMLM(
+        embedding,
+        num_outputs,  # the vocabulary size
+        hidden_size=cfg.hidden_size,
+        num_layers=cfg.num_layers,
+        dropout_embedding=cfg.dropout_embedding,
+        dropout_hidden=cfg.dropout_hidden,
+        dropout_output=cfg.dropout_output,
+        variational=cfg.variational,
+        tie_weights=cfg.tie_weights,
+        softmax=cfg.softmax,
+        cutoffs=list(cfg.cutoffs),
+        div_value=cfg.div_value,
+    )
+
+
+# Zaremba et al.'s batches: 20 contiguous rows of the stream, 35 tokens per step
+MODELS.register("lstm_lm", LSTMLMConfig, check=_lstm_lm_problems)(
+    ModelSpec(
+        _build_lstm_lm,
+        "causal",
+        bag_embedding=False,
+        defaults={"tokenizer.ngrams": 1, "embedding.sparse": False, "data.batch_size": 20},
+    )
+)
+
+
 # --------------------------------------------------------------------------- Kim's CNN
 
 
@@ -291,6 +377,7 @@ for _name, _schema, _cls, _bag in (
 
 __all__ = [
     "CBOW",
+    "LSTMLM",
     "MODELS",
     "BagOfEmbeddings",
     "ModelSpec",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from embedlab.data.types import IGNORE
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -40,3 +43,36 @@ class Dropout(nn.Dropout):
         if self.inplace:
             return x.mul_(mask)
         return x * mask
+
+
+class LockedDropout(nn.Module):
+    """Variational dropout (Gal & Ghahramani 2016): one mask per sequence, shared over time.
+
+    ``x`` is (B, T, C); the (B, 1, C) mask drops the same units at every step, as AWD-LSTM
+    does between its layers. Identity in eval mode or with ``p`` 0.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        mask = torch.rand_like(x[:, :1]).ge_(self.p).mul_(1.0 / (1.0 - self.p))  # (B, 1, C)
+        return x * mask
+
+
+def dropout(p: float, variational: bool) -> nn.Module:
+    """Dropout on (B, T, C) activations: per element, or one mask per sequence (variational)."""
+    return LockedDropout(p) if variational else Dropout(p)
+
+
+def summed_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Summed next-token cross-entropy (nats) of (..., V) ``logits``; IGNORE targets skipped."""
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)),
+        targets.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="sum",
+    )

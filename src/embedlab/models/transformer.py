@@ -16,6 +16,7 @@ Classifier pooling:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,7 @@ from torch import nn
 from embedlab.errors import ConfigError
 from embedlab.models.layers import Dropout
 from embedlab.models.layers import activation as make_activation
+from embedlab.models.sampling import sample_tokens
 
 POSITIONAL = ("sinusoidal", "learned", "none")
 POOLING = ("cls", "mean", "max")
@@ -301,45 +303,15 @@ class TransformerLM(nn.Module):
         return self.lm_head(h)  # (B, T, V)
 
     @torch.no_grad()
-    def generate(
-        self,
-        prompt: torch.Tensor,  # (B, T0) token ids
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        generator: torch.Generator | None = None,
-        stop_id: int | None = None,
-        banned_ids: list[int] | None = None,
-    ) -> torch.Tensor:
-        """Sample ``max_new_tokens`` continuations; returns (B, T0 + new) ids.
-
-        ``temperature`` 0 is greedy; ``top_k`` keeps the k likeliest tokens; ``generator``
-        makes sampling repeatable; rows that produced ``stop_id`` keep emitting it;
-        ``banned_ids`` (e.g. <pad>) are never sampled.
-        """
+    def generate(self, prompt: torch.Tensor, max_new_tokens: int, **sampling: Any) -> torch.Tensor:
+        """Sample continuations of ``prompt`` (B, T0); see :func:`sample_tokens` for the options."""
         was_training = self.training
         self.eval()
-        ids = prompt
-        done = torch.zeros(ids.size(0), dtype=torch.bool, device=ids.device)
-        for _ in range(max_new_tokens):
-            context = ids[:, -self.block_size :]  # (B, <=P)
-            logits = self(context)[:, -1, :]  # (B, V)
-            if banned_ids:
-                logits[:, banned_ids] = float("-inf")
-            if temperature <= 0:
-                nxt = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
-            else:
-                logits = logits / temperature
-                if top_k is not None and top_k > 0:
-                    kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]  # (B, 1)
-                    logits = logits.masked_fill(logits < kth, float("-inf"))
-                probs = F.softmax(logits, dim=-1)  # (B, V)
-                nxt = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
-            if stop_id is not None:
-                nxt = torch.where(done[:, None], torch.full_like(nxt, stop_id), nxt)
-                done |= nxt[:, 0] == stop_id
-            ids = torch.cat([ids, nxt], dim=1)  # (B, T+1)
-            if stop_id is not None and bool(done.all()):
-                break
+        out = sample_tokens(
+            lambda ids: self(ids[:, -self.block_size :])[:, -1, :],  # (B, V)
+            prompt,
+            max_new_tokens,
+            **sampling,
+        )
         self.train(was_training)
-        return ids
+        return out

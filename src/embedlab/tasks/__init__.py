@@ -235,7 +235,7 @@ def _lm_problems(cfg: Any) -> list[str]:
     name = cfg.model.name
     if name in MODELS and MODELS.get(name).layout != "causal":
         problems.append(
-            f"model.name: task=lm needs a causal language model (model=transformer_lm), got {name!r}"
+            f"model.name: task=lm needs a causal language model (model=transformer_lm or lstm_lm), got {name!r}"
         )
     if not is_lm_source(cfg.data.source):
         problems.append(
@@ -276,6 +276,7 @@ def _lm_module(cfg: Any, dm: Any, model: Any, **plumbing: Any) -> EmbeddingTask:
         prompt_ids=prompt,
         banned_ids=[dm.pad_id] + ([dm.bos_id] if dm.bos_id is not None else []),
         stop_id=dm.eos_id,
+        carry_state=cfg.data.chunking == "rows",
         **plumbing,
     )
 

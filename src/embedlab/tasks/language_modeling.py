@@ -7,6 +7,11 @@ predicted token, nats),
 ``{val,test}/ppl`` = exp of that mean over the *whole* split (summed, not averaged over
 batches) and ``val/ppl_best``. Each validation epoch a few
 seeded samples go to TensorBoard's TEXT tab under ``samples``.
+
+A recurrent model (``model.recurrent``, e.g. ``LSTMLM``) computes its own summed NLL from a
+state; with ``carry_state`` (``data.chunking=rows``: batch i+1 continues batch i row by row)
+the task keeps each split's state from one batch to the next (detached: truncated BPTT) and
+resets it at the start of every training epoch and of every validation / test pass.
 """
 
 from __future__ import annotations
@@ -16,17 +21,17 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MinMetric, SumMetric
 
-from embedlab.data.lm import IGNORE
+from embedlab.data.types import IGNORE
+from embedlab.models.layers import summed_nll
 from embedlab.tasks.base import EmbeddingTask
 from embedlab.tasks.training_log import logs_this_step
 
 
 class LanguageModelingTask(EmbeddingTask):
-    """Owns the loss, perplexity, optimizers and sample logging; the model is a plain TransformerLM.
+    """Owns the loss, perplexity, optimizers and sample logging; the model is a plain nn.Module.
 
     ``examples_seen`` counts predicted tokens, so the Throughput callback's
     ``examples_per_second`` in metrics.json (``perf/examples_per_second`` in TensorBoard) is
@@ -43,6 +48,7 @@ class LanguageModelingTask(EmbeddingTask):
         prompt_ids: list[int] | None = None,
         banned_ids: list[int] | None = None,
         stop_id: int | None = None,
+        carry_state: bool = False,
         **plumbing: Any,  # EmbeddingTask's: embedding, embedding_lr, unfreeze_later, ...
     ) -> None:
         super().__init__(model, optimizer_cfg, scheduler_cfg, **plumbing)
@@ -51,6 +57,8 @@ class LanguageModelingTask(EmbeddingTask):
         self.prompt_ids = prompt_ids or []
         self.banned_ids = banned_ids or []
         self.stop_id = stop_id
+        self.carry_state = carry_state and getattr(model, "recurrent", False)
+        self.state: dict[str, Any] = {}  # split -> the recurrent state the last batch left
         self.nll = {s: SumMetric() for s in ("val", "test")}  # summed nats per split
         self.count = {s: SumMetric() for s in ("val", "test")}  # predicted tokens per split
         # registered as submodules so they follow the device and sync under DDP
@@ -59,23 +67,32 @@ class LanguageModelingTask(EmbeddingTask):
         self.val_ppl_best = MinMetric()
         self.val_ppl_best.persistent(True)  # in checkpoints: a resumed run knows its best
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.model(ids)  # (B, T, V)
-
-    def _nll(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        logits = self(batch["ids"])  # (B, T, V)
-        targets = batch["targets"]  # (B, T)
-        total = F.cross_entropy(
-            logits.reshape(-1, logits.size(-1)),
-            targets.reshape(-1),
-            ignore_index=IGNORE,
-            reduction="sum",
-        )
+    def _nll(self, batch: dict[str, torch.Tensor], split: str) -> tuple[torch.Tensor, int]:
+        """Summed NLL (nats) of the batch's targets and how many tokens it predicts."""
+        ids, targets = batch["ids"], batch["targets"]  # (B, T), (B, T)
+        if getattr(self.model, "recurrent", False):
+            total, state = self.model.nll(ids, targets, self.state.get(split))
+            if self.carry_state:
+                self.state[split] = state  # detached by the model: truncated BPTT
+        else:
+            total = summed_nll(self.model(ids), targets)  # logits (B, T, V)
         return total, int((targets != IGNORE).sum())
+
+    def _reset_state(self, split: str) -> None:
+        self.state.pop(split, None)
+
+    def on_train_epoch_start(self) -> None:
+        self._reset_state("train")
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_state("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_state("test")
 
     # ------------------------------------------------------------------ train
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        total, n = self._nll(batch)
+        total, n = self._nll(batch, "train")
         loss = total / max(n, 1)
         self.examples_seen += n
         self.train_loss.add(total, n)
@@ -85,7 +102,7 @@ class LanguageModelingTask(EmbeddingTask):
 
     # ------------------------------------------------------------------ eval
     def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
-        total, n = self._nll(batch)
+        total, n = self._nll(batch, split)
         self.nll[split].update(total.detach())
         self.count[split].update(torch.tensor(float(n), device=total.device))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -123,6 +123,11 @@ def _scheduler_problems(cfg: Any) -> list[str]:
     ]
     if sched.warmup_steps < 0:
         problems.append(f"scheduler.warmup_steps: must be >= 0, got {sched.warmup_steps}")
+    if sched.get("over") == "time" and not cfg.trainer.get("max_time"):
+        problems.append(
+            "scheduler.over: time runs the schedule over trainer.max_time, which is not set; "
+            'set trainer.max_time (e.g. "00:00:30:00") or scheduler.over=steps'
+        )
     return problems
 
 
@@ -438,11 +443,18 @@ def _step(t: int, total: int, step_size: int = 1000, gamma: float = 0.1) -> floa
     return gamma ** (t // max(step_size, 1))
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, total_steps: int) -> dict | None:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    cfg: Any,
+    total_steps: int,
+    time_spent: Callable[[], float] | None = None,
+) -> dict | None:
     """A LambdaLR with linear warmup then the named schedule, as a Lightning scheduler dict.
 
     ``total_steps`` counts scheduler steps: optimizer steps with ``interval: step``, epochs
-    with ``interval: epoch``.
+    with ``interval: epoch``. With ``time_spent`` (the fraction of the time budget used,
+    ``scheduler.over=time``) the schedule is at whichever point is further along: step t of
+    the decay, or that fraction of it.
     """
     if cfg.name == "none" and cfg.warmup_steps == 0:
         return None
@@ -454,10 +466,30 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, total_steps: int
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        return fn(step - warmup, decay_steps, **kwargs)
+        t = step - warmup
+        if time_spent is not None:
+            t = max(t, min(time_spent(), 1.0) * decay_steps)
+        return fn(t, decay_steps, **kwargs)
 
     sched = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     return {"scheduler": sched, "interval": cfg.interval, "frequency": 1, "name": "lr"}
+
+
+def _time_spent(trainer: Any) -> Callable[[], float]:
+    """The fraction of ``trainer.max_time`` spent in training, by Lightning's own Timer (the
+    clock that stops the run)."""
+    from lightning.pytorch.callbacks import Timer
+
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if timer is None:
+        raise ValueError("scheduler.over=time needs trainer.max_time (Lightning's Timer)")
+
+    def spent() -> float:
+        used = timer.time_elapsed("train")
+        left = timer.time_remaining("train")
+        return used / (used + left) if left is not None and used + left > 0 else 0.0
+
+    return spent
 
 
 def build_optimization(
@@ -487,7 +519,8 @@ def build_optimization(
     optimizer = build_optimizer(groups, optimizer_cfg, not (scaled and clipped), steps)
     step = scheduler_cfg.interval == "step"
     total = estimated if step else trainer.max_epochs
-    scheduler = build_scheduler(optimizer, scheduler_cfg, int(total))
+    time_spent = _time_spent(trainer) if scheduler_cfg.get("over") == "time" else None
+    scheduler = build_scheduler(optimizer, scheduler_cfg, int(total), time_spent)
     if scheduler is None:
         return optimizer
     return {"optimizer": optimizer, "lr_scheduler": scheduler}
