@@ -263,7 +263,9 @@ def test_dense_optimizers_use_torchs_fused_kernel_unless_told_otherwise():
         steps[fused] = net.weight.detach()
     torch.testing.assert_close(steps[True], steps[False])
     # Lightning refuses to clip a fused optimizer's gradients under fp16's scaler: not fused then
-    sched = SimpleNamespace(name="none", interval="step", warmup_steps=0, kwargs={})
+    from omegaconf import OmegaConf
+
+    sched = OmegaConf.create({"name": "none", "interval": "step", "warmup_steps": 0, "kwargs": {}})
     trainer = SimpleNamespace(
         precision="16-mixed", gradient_clip_val=1.0, estimated_stepping_batches=10
     )
