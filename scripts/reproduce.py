@@ -312,7 +312,7 @@ def combine(out: Path, parts: list[Path]) -> str:
         info["wall_seconds"] += data["wall_seconds"]
         info["commands"] += data.get("commands", [])
         info["data_dir"] = data.get("data_dir", info["data_dir"])
-    counts = [len([x for x in runs if _same_row(x, r)]) for r in rows.values()]
+    counts = [len({x["seed"] for x in runs if _same_row(x, r)}) for r in rows.values()]
     info["seeds"] = max(counts, default=0)
     return write_report(out, list(rows.values()), runs, info)
 
