@@ -7,12 +7,11 @@ the shared data, else the embedded synthetic set) with row-wise Adagrad, same th
 - baseline: ``nn.EmbeddingBag`` (torch's sparse backward), ``nn.Dropout`` (``bernoulli_``) and
   the row-wise Adagrad update written as before this change (``dense.add_(sparse)``);
 - embedlab: ``BagEmbedding`` (sum kernel + one ``index_select`` backward), ``layers.Dropout``
-  (uniform draw), ``RowWiseAdagrad`` (its compiled update, ``training/optim_kernels.py``) and
-  torch's fused Adagrad for the head, as ``build_optimizer`` makes them.
+  (uniform draw), ``RowWiseAdagrad`` (``index_add_``) and torch's fused Adagrad for the
+  head, as ``build_optimizer`` makes them.
 
 Printed: ms per step (forward + backward + update; the best of ``--repeats`` epochs) for
-both (embedlab with its row-wise update compiled and as tensor ops, the two choices of
-``optim.COMPILED_MIN_STEPS``), and the ratios baseline / embedlab.
+both, and the ratio baseline / embedlab.
 
     python scripts/bench_bag_step.py                   # MR if ../shared/data exists
     python scripts/bench_bag_step.py --data synthetic --threads 1
@@ -120,15 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     lr = 0.1
     head = [p for n, p in model.named_parameters() if not n.startswith("embedding")]
     fast_opt = RowWiseAdagrad([model.embedding.weight], lr=lr)
-    tensor_opt = RowWiseAdagrad([model.embedding.weight], lr=lr, compiled=False)
     head_opt = torch.optim.Adagrad(head, lr=lr, fused=True)  # as build_optimizer's
 
     def fast_update() -> None:
         fast_opt.step()
-        head_opt.step()
-
-    def tensor_update() -> None:
-        tensor_opt.step()
         head_opt.step()
 
     state = torch.zeros(model.embedding.num_embeddings)
@@ -143,7 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     ids = sum(int(b["ids"].numel()) for b in batches) / len(batches)
     base_ms = time_epochs(stock, batches, stock_update, args.repeats)
     fast_ms = time_epochs(model, batches, fast_update, args.repeats)
-    tensor_ms = time_epochs(model, batches, tensor_update, args.repeats)
     print(
         f"{' '.join(sys.argv)}\ndata={args.data}: {len(batches)} steps of "
         f"{len(batches[0]['labels'])} texts, {ids:.0f} ids a step, table "
@@ -151,11 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| path | ms / step |\n|---|---|")
     print(f"| torch stock (EmbeddingBag, Dropout, dense += sparse) | {base_ms:.2f} |")
-    print(
-        f"| embedlab, row-wise update as tensor ops (runs < COMPILED_MIN_STEPS) | {tensor_ms:.2f} |"
-    )
-    print(f"| embedlab (BagEmbedding, layers.Dropout, compiled row-wise update) | {fast_ms:.2f} |")
-    print(f"speed-up: {base_ms / fast_ms:.2f}x (tensor-op update: {base_ms / tensor_ms:.2f}x)")
+    print(f"| embedlab (BagEmbedding, layers.Dropout, index_add_, fused head) | {fast_ms:.2f} |")
+    print(f"speed-up: {base_ms / fast_ms:.2f}x")
     return 0
 
 

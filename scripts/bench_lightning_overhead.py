@@ -62,8 +62,7 @@ def plain_side(cfg: DictConfig) -> tuple[float, int]:
     groups = param_groups(module.model, cfg.optimizer, module.embedding, module.embedding_lr)
     loader = datamodule.train_dataloader()
     epochs = cfg.trainer.max_epochs
-    # the run's steps, as train() gives them: the same choice of compiled or tensor updates
-    optimizer = build_optimizer(groups, cfg.optimizer, steps=epochs * len(loader))
+    optimizer = build_optimizer(groups, cfg.optimizer)
     schedule = build_scheduler(optimizer, cfg.scheduler, epochs * len(loader))
     scheduler = schedule["scheduler"] if schedule else None
     lm = cfg.task.name == "lm"

@@ -275,37 +275,3 @@ def test_dense_optimizers_use_torchs_fused_kernel_unless_told_otherwise():
     assert build_optimization(model, None, _optimizer_cfg("adamw"), sched, trainer).defaults[
         "fused"
     ]
-
-
-def test_rowwise_adagrad_kernel_equals_the_tensor_ops(monkeypatch):
-    import embedlab.training.optim as optim
-
-    torch.manual_seed(0)
-    start = torch.randn(30, 6)
-    rows = torch.tensor([3, 7, 3, 29, 0, 3, 7])  # repeated rows: each occurrence counts
-    steps = [torch.randn(len(rows), 6) for _ in range(3)]
-    tables = {}
-    for compiled in (True, False):
-        if not compiled:
-            monkeypatch.setattr(optim, "_compiled", lambda *tensors: False)
-        w = torch.nn.Parameter(start.clone())
-        opt = RowWiseAdagrad([w], lr=0.5)
-        for values in steps:
-            w.grad = _sparse_rows(rows.tolist(), values, (30, 6))
-            opt.step()
-        tables[compiled] = (w.detach(), opt.state[w]["sum"])
-    torch.testing.assert_close(tables[True][0], tables[False][0])
-    torch.testing.assert_close(tables[True][1], tables[False][1])
-    assert torch.equal(tables[True][0][1], start[1])  # rows without gradient stay put
-    assert not torch.allclose(tables[True][0][3], start[3])
-
-
-def test_compiled_rowwise_update_only_for_runs_long_enough_to_repay_numbas_import():
-    from embedlab.training.optim import COMPILED_MIN_STEPS, build_optimizer
-
-    table = torch.nn.EmbeddingBag(10, 4, sparse=True)
-    groups = [{"params": list(table.parameters()), "sparse": True}]
-    cfg = _optimizer_cfg("adagrad")
-    assert build_optimizer(groups, cfg, steps=COMPILED_MIN_STEPS).compiled
-    assert not build_optimizer(groups, cfg, steps=COMPILED_MIN_STEPS - 1).compiled
-    assert build_optimizer(groups, cfg).compiled  # steps unknown (a script's own loop)

@@ -154,18 +154,15 @@ class RowWiseAdagrad(torch.optim.Optimizer):
     would, which skips a sort (coalescing took 0.7 ms of a 2.1 ms step). Dense gradients are
     treated row by row. Kept here because torch has no row-wise Adagrad: torch's ``Adagrad``
     on a sparse table keeps a per-weight state and was 1.8x slower a step (256 texts x 36
-    tokens x dim 100, 2 threads). With ``compiled`` (runs of :data:`COMPILED_MIN_STEPS`+
-    steps) a sparse update is one two-pass loop (``optim_kernels.rowwise_adagrad_step``)
-    instead of the tensor ops; the same values to float rounding.
+    tokens x dim 100, 2 threads). A compiled two-pass loop for the sparse update (numba) was
+    measured and dropped: 2.08 vs 2.06 ms a MR step with 2 threads (torch's ops use both
+    cores), for 0.5-0.9 s and ~150 MB of import per process.
     """
 
-    def __init__(
-        self, params: Any, lr: float = 0.1, eps: float = 1e-10, compiled: bool = True
-    ) -> None:
+    def __init__(self, params: Any, lr: float = 0.1, eps: float = 1e-10) -> None:
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
         super().__init__(params, {"lr": lr, "eps": eps})
-        self.compiled = compiled  # sparse updates by optim_kernels.rowwise_adagrad_step
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
@@ -180,19 +177,7 @@ class RowWiseAdagrad(torch.optim.Optimizer):
                     state["sum"] = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
                 acc = state["sum"]
                 grad = p.grad
-                if grad.is_sparse and self.compiled and _compiled(p, acc):
-                    from embedlab.training.optim_kernels import rowwise_adagrad_step
-
-                    scalar = p.detach().numpy().dtype.type
-                    rowwise_adagrad_step(
-                        p.detach().view(p.shape[0], -1).numpy(),
-                        acc.numpy(),
-                        grad._indices()[0].contiguous().numpy(),
-                        grad._values().detach().flatten(1).contiguous().numpy(),
-                        scalar(lr),
-                        scalar(eps),
-                    )
-                elif grad.is_sparse:
+                if grad.is_sparse:
                     rows, values = grad._indices()[0], grad._values().flatten(1)
                     norms = torch.linalg.vector_norm(values, dim=1)
                     acc.index_add_(0, rows, norms.square_().div_(values.shape[1]))
@@ -213,25 +198,17 @@ def _compiled(*tensors: torch.Tensor) -> bool:
     )
 
 
-def _sparse_adam(groups: list[dict], cfg: Any, steps: int | None = None) -> Any:
+def _sparse_adam(groups: list[dict], cfg: Any) -> torch.optim.Optimizer:
     betas = tuple(cfg.kwargs.get("betas", (0.9, 0.999)))
     eps = float(cfg.kwargs.get("eps", 1e-8))
     return torch.optim.SparseAdam(groups, lr=cfg.lr, betas=betas, eps=eps)
 
 
-# The compiled row-wise update saves ~0.3 ms of a 3.2 ms MR step (scripts/bench_bag_step.py,
-# 1 thread) but costs the process numba's import and its cached kernel once (0.5-0.9 s,
-# ~150 MB of LLVM): it pays from ~3,000 steps; runs of this many steps use it.
-COMPILED_MIN_STEPS = 5000
+def _rowwise_adagrad(groups: list[dict], cfg: Any) -> torch.optim.Optimizer:
+    return RowWiseAdagrad(groups, lr=cfg.lr, eps=float(cfg.kwargs.get("eps", 1e-10)))
 
 
-def _rowwise_adagrad(groups: list[dict], cfg: Any, steps: int | None = None) -> Any:
-    compiled = steps is None or steps >= COMPILED_MIN_STEPS
-    eps = float(cfg.kwargs.get("eps", 1e-10))
-    return RowWiseAdagrad(groups, lr=cfg.lr, eps=eps, compiled=compiled)
-
-
-def _sparse_sgd(groups: list[dict], cfg: Any, steps: int | None = None) -> Any:
+def _sparse_sgd(groups: list[dict], cfg: Any) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=cfg.lr)  # no momentum: torch's sparse SGD path
 
 
@@ -387,15 +364,12 @@ def _fused(cls: type, groups: list[dict], kwargs: dict[str, Any]) -> dict[str, A
     return {"fused": True}
 
 
-def build_optimizer(
-    groups: list[dict], cfg: Any, fused: bool = True, steps: int | None = None
-) -> torch.optim.Optimizer:
+def build_optimizer(groups: list[dict], cfg: Any, fused: bool = True) -> torch.optim.Optimizer:
     """The configured optimizer over ``groups``; groups marked ``sparse`` get its sparse counterpart.
 
     With both kinds, the result is a :class:`CompositeOptimizer` (dense optimizer first). The
     dense one uses torch's fused kernel where it has one (see :func:`_fused`), unless ``fused``
-    is false; ``steps`` (the run's optimizer steps, when known) lets the sparse one choose
-    its compiled update only where it pays (:data:`COMPILED_MIN_STEPS`).
+    is false.
     """
     cls = OPTIMIZERS.get(cfg.name)
     dense = [g for g in groups if not g.get("sparse")]
@@ -411,7 +385,7 @@ def build_optimizer(
                 f"optimizer {cfg.name!r} cannot train a sparse table; use {sorted(SPARSE_OPTIMIZERS)}"
             )
         sparse = [{k: v for k, v in g.items() if k != "weight_decay"} for g in sparse]
-        optimizers.append(SPARSE_OPTIMIZERS[cfg.name](sparse, cfg, steps))
+        optimizers.append(SPARSE_OPTIMIZERS[cfg.name](sparse, cfg))
     if not optimizers:
         raise ValueError("no trainable parameters: everything is frozen")
     return optimizers[0] if len(optimizers) == 1 else CompositeOptimizer(optimizers)
@@ -514,11 +488,9 @@ def build_optimization(
     # Lightning cannot clip the gradients of a fused optimizer under a gradient scaler (fp16)
     scaled = str(getattr(trainer, "precision", "")) in ("16-mixed", "16")
     clipped = bool(getattr(trainer, "gradient_clip_val", None))
-    estimated = float(trainer.estimated_stepping_batches)  # inf: a stream without max_steps
-    steps = int(estimated) if math.isfinite(estimated) else None
-    optimizer = build_optimizer(groups, optimizer_cfg, not (scaled and clipped), steps)
+    optimizer = build_optimizer(groups, optimizer_cfg, fused=not (scaled and clipped))
     step = scheduler_cfg.interval == "step"
-    total = estimated if step else trainer.max_epochs
+    total = trainer.estimated_stepping_batches if step else trainer.max_epochs
     time_spent = _time_spent(trainer) if scheduler_cfg.get("over") == "time" else None
     scheduler = build_scheduler(optimizer, scheduler_cfg, int(total), time_spent)
     if scheduler is None:

@@ -25,25 +25,3 @@ def adadelta_step(param, grad, square_avg, acc_delta, lr, rho, one_minus_rho, ep
         delta = np.sqrt(acc_delta[i] + eps) / np.sqrt(s + eps) * g
         acc_delta[i] = acc_delta[i] * rho + one_minus_rho * delta * delta
         param[i] = param[i] - lr * delta
-
-
-@njit(cache=True, error_model="numpy")
-def rowwise_adagrad_step(table, acc, rows, values, lr, eps):
-    """Row-wise Adagrad on a sparse gradient: ``values[j]`` is the gradient of row ``rows[j]``.
-
-    First every occurrence adds ``mean(values[j] ** 2)`` to its row's accumulator, then every
-    occurrence moves its row by ``-lr * values[j] / (sqrt(acc[row]) + eps)`` with the final
-    accumulator, as ``optim.RowWiseAdagrad``'s tensor ops do (``index_add_``, gather,
-    ``index_add_``), in two passes over ``values`` instead of six tensor ops.
-    """
-    n, dim = values.shape
-    for j in range(n):
-        total = values.dtype.type(0.0)
-        for k in range(dim):
-            total += values[j, k] * values[j, k]
-        acc[rows[j]] += total / dim
-    for j in range(n):
-        row = rows[j]
-        scale = -lr / (np.sqrt(acc[row]) + eps)
-        for k in range(dim):
-            table[row, k] += scale * values[j, k]
