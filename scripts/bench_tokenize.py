@@ -18,26 +18,18 @@ import argparse
 import statistics
 import time
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
 import torch
 
 import embedlab.data.tokenizer as tokenization
 
-WORD_TOKENIZER = SimpleNamespace(  # configs/tokenizer/word.yaml
-    kind="word",
-    lowercase=True,
-    normalization="nfkc",
-    strip_accents=False,
-    split_punctuation=True,
-    min_freq=1,
-    max_size=None,
-    pad_token="<pad>",
-    unk_token="<unk>",
-    bos_token=None,
-    eos_token=None,
-    path=None,
-)
+
+def word_tokenizer() -> Any:
+    """The shipped ``tokenizer`` config of a default run (``configs/tokenizer/word.yaml``)."""
+    from embedlab.config import compose_config
+
+    return compose_config(["print_config=false"]).tokenizer
 
 
 def load_texts(tsv: Path | None, n: int) -> list[str]:
@@ -51,14 +43,14 @@ def load_texts(tsv: Path | None, n: int) -> list[str]:
     return list(splits["train"].texts)
 
 
-def run(texts: list[str], twin: bool) -> tuple[float, float, object, object]:
+def run(texts: list[str], cfg: Any, twin: bool) -> tuple[float, float, object, object]:
     """(train seconds, encode seconds, tokenizer, encoded) with the ASCII twin on or off."""
     original = tokenization.ascii_twin
     if not twin:
         tokenization.ascii_twin = lambda tok: None
     try:
         start = time.perf_counter()
-        tok = tokenization.build_tokenizer(WORD_TOKENIZER, texts)
+        tok = tokenization.build_tokenizer(cfg, texts)
         trained = time.perf_counter()
         encoded = tokenization.encode(tok, texts)
         done = time.perf_counter()
@@ -74,11 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     texts = load_texts(args.tsv, args.texts)
+    cfg = word_tokenizer()
     times: dict[str, list[tuple[float, float]]] = {"baseline": [], "embedlab": []}
     results = {}
     for _ in range(args.repeats):
         for side in times:
-            train_s, encode_s, tok, encoded = run(texts, twin=side == "embedlab")
+            train_s, encode_s, tok, encoded = run(texts, cfg, twin=side == "embedlab")
             times[side].append((train_s, encode_s))
             results[side] = (tok, encoded)
     (tok_a, enc_a), (tok_b, enc_b) = results["baseline"], results["embedlab"]
