@@ -137,3 +137,11 @@ def test_ascii_twin_only_for_steps_it_can_vouch_for():
     assert ascii_twin(tok) is None  # Replace changes ASCII text
     tok.normalizer = normalizers.NFKC()
     assert ascii_twin(tok).normalizer is None
+
+
+def test_encode_sees_tokens_added_after_an_earlier_encode():
+    tok = build_tokenizer(tok_cfg(), TRAIN)
+    assert encode(tok, ["the zebra"]).ids.tolist()[1] == 1  # <unk>, through the ASCII twin
+    tok.add_tokens(["zebra"])  # as pretrained words extend a vocabulary
+    zebra = tok.token_to_id("zebra")
+    assert encode(tok, ["the zebra"]).ids.tolist()[1] == zebra != 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -53,6 +54,24 @@ def ascii_twin(tok: Tokenizer) -> Tokenizer | None:
     kept = [step for step in steps if step["type"] in _ASCII_KEPT]
     spec["normalizer"] = {"type": "Sequence", "normalizers": kept} if kept else None
     return Tokenizer.from_str(json.dumps(spec))
+
+
+# tokenizer -> (its size with added tokens, its twin): streaming and inference encode a batch
+# at a time, and building a twin (a JSON round trip) cost 1.8 ms against 4 ms for encoding 256
+# texts with a 2.6k vocabulary, more with larger ones. Adding tokens (pretrained words) changes
+# the size, and with it the twin.
+_TWINS: weakref.WeakKeyDictionary[Tokenizer, tuple[int, Tokenizer | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _cached_twin(tok: Tokenizer) -> Tokenizer | None:
+    size = tok.get_vocab_size(with_added_tokens=True)
+    cached = _TWINS.get(tok)
+    if cached is None or cached[0] != size:
+        cached = (size, ascii_twin(tok))
+        _TWINS[tok] = cached
+    return cached[1]
 
 
 def _all_ascii(texts: Sequence[str]) -> bool:
@@ -187,7 +206,7 @@ def encode(
     peak memory for 1M short texts.
     """
     id_parts, length_parts = [], []
-    twin = ascii_twin(tok)  # for chunks of pure ASCII texts: the same ids, faster
+    twin = _cached_twin(tok)  # for chunks of pure ASCII texts: the same ids, faster
     for start in range(0, len(texts), chunk):
         part = list(texts[start : start + chunk])
         fast = twin if twin is not None and _all_ascii(part) else tok
