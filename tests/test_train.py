@@ -11,7 +11,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from embedlab.train import train
+from embedlab.train import saved_at_step, train
 
 
 def test_fast_dev_run(make_cfg, tmp_path: Path):
@@ -179,3 +179,30 @@ def test_resume_from_last_checkpoint_then_test_only(make_cfg, tmp_path: Path):
     test_cfg.paths.output_dir = str(tmp_path / "test_only")
     tested = train(test_cfg)
     assert tested["test/acc"] == pytest.approx(first["test/acc"])
+
+
+def test_saved_at_step_reads_a_checkpoints_global_step(tmp_path: Path):
+    path = tmp_path / "a.ckpt"
+    torch.save({"global_step": 7, "state_dict": {"w": torch.ones(3)}}, path)
+    assert saved_at_step(path) == 7
+    assert saved_at_step(tmp_path / "missing.ckpt") is None
+    (tmp_path / "bad.ckpt").write_text("not a checkpoint")
+    assert saved_at_step(tmp_path / "bad.ckpt") is None
+
+
+@pytest.mark.parametrize("monitor", ["val/acc:max", "val/loss:max"])
+def test_test_metrics_are_the_best_checkpoints(make_cfg, tmp_path: Path, monitor: str):
+    # val/loss:max makes an early epoch the best, so the fit goes on after it and testing must
+    # load it; for val/acc the best is the last epoch, tested on the module as it is
+    name, mode = monitor.split(":")
+    fit = train(
+        make_cfg("trainer.max_epochs=3", f"task.monitor={name}", f"task.monitor_mode={mode}")
+    )
+    best = fit["best_checkpoint"]
+    # both branches run: the best is the last epoch for val/acc on this data, not for val/loss
+    assert (saved_at_step(best) == fit["global_steps"]) == (name == "val/acc")
+    # last.ckpt follows every validation, improved or not (Lightning 2.6 alone kept the best's)
+    assert saved_at_step(Path(best).parent / "last.ckpt") == fit["global_steps"]
+    test_cfg = make_cfg("train=false", f"ckpt_path={best}")
+    test_cfg.paths.output_dir = str(tmp_path / "test_only")
+    assert train(test_cfg)["test/loss"] == pytest.approx(fit["test/loss"], rel=1e-6)

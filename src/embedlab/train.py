@@ -188,8 +188,10 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     if cfg.test:
         # the best checkpoint of this fit; without a fit the module holds ckpt_path's weights
         test_ckpt = best_path if cfg.train else None
-        if cfg.trainer.fast_dev_run:
-            test_ckpt = None
+        if cfg.trainer.fast_dev_run or (
+            test_ckpt and saved_at_step(test_ckpt) == trainer.global_step
+        ):
+            test_ckpt = None  # no step since the best was saved: the module holds its weights
         results = trainer.test(
             module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False, weights_only=True
         )
@@ -242,6 +244,24 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
             writer.close()  # written to disk now: the console script skips interpreter teardown
         _print_summary(metrics, output_dir, cfg)
     return metrics
+
+
+def saved_at_step(path: str | os.PathLike) -> int | None:
+    """The ``global_step`` recorded in the local checkpoint ``path`` (None when unreadable).
+
+    The tensors are memory-mapped and never read, so this costs milliseconds. Testing the best
+    checkpoint of a fit whose best epoch was its last would otherwise load a second copy of
+    every weight beside the live module: +332 MB of peak RSS for the 830k x 100 table of the
+    1M-text benchmark, the run's peak.
+    """
+    import torch
+
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # remote, missing, or not a zip checkpoint: the caller loads it as usual
+        return None
+    step = saved.get("global_step") if isinstance(saved, dict) else None
+    return step if isinstance(step, int) else None
 
 
 def _print_summary(metrics: dict[str, Any], output_dir: Path, cfg: DictConfig) -> None:

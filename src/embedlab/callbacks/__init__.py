@@ -176,12 +176,12 @@ def _monitor(cfg: DictConfig) -> tuple[str, str]:
 
 
 def _checkpoint(node: Any, cfg: DictConfig, output_dir: Path) -> L.Callback | None:
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from embedlab.callbacks.checkpoint import LastEveryValidation
 
     if not node.enabled:
         return None
     monitor, mode = _monitor(cfg)
-    return ModelCheckpoint(
+    return LastEveryValidation(
         dirpath=str(output_dir / "checkpoints"),
         filename="epoch{epoch:03d}-" + monitor.replace("/", "_") + "{" + monitor + ":.4f}",
         auto_insert_metric_name=False,

