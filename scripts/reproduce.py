@@ -13,6 +13,7 @@ function ``embedlab-train`` calls), ``--seeds`` times each, and writes
         python scripts/reproduce.py --seeds 3 --out reports/reproduce
 
 Each run's folder (checkpoints, TensorBoard) is under ``outputs/reproduce/<experiment>/seed<N>``.
+Run again with the same arguments, a stopped reproduce.py reuses the runs it had finished.
 """
 
 from __future__ import annotations
@@ -86,6 +87,28 @@ def published(data_dir: Path, folder: str) -> dict[str, dict[str, float]]:
         if m:
             out[m.group(1)] = {"kim": float(m.group(2)), "sent-conv-torch": float(m.group(3))}
     return out
+
+
+OVERRIDES_FILE = "reproduce_overrides.json"  # in each run folder: what the run was asked
+
+
+def finished_run(out_dir: Path, overrides: list[str]) -> dict[str, Any] | None:
+    """The metrics of the run already finished in ``out_dir`` with the same ``overrides``.
+
+    A reproduce.py that was stopped picks up where it was when run again with the same
+    command: finished runs are read back, not trained again. None when ``out_dir`` has no
+    finished run; a SystemExit naming the folder when it holds another command's run.
+    """
+    metrics, asked = out_dir / "metrics.json", out_dir / OVERRIDES_FILE
+    if not metrics.is_file():
+        return None
+    if not asked.is_file() or json.loads(asked.read_text()) != overrides:
+        raise SystemExit(
+            f"{out_dir}: holds a finished run of other overrides (see {OVERRIDES_FILE}); "
+            "use another --runs-dir"
+        )
+    print(f"{out_dir}: finished before, its metrics.json is reused", flush=True)
+    return json.loads(metrics.read_text())
 
 
 def compose(overrides: list[str], out_dir: Path) -> Any:
@@ -171,8 +194,14 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 cfg = compose(overrides, out_dir)
                 t0 = time.perf_counter()
-                metrics = train(cfg)
-                seconds.append(time.perf_counter() - t0)
+                metrics = finished_run(out_dir, overrides)
+                if metrics is None:
+                    (out_dir / OVERRIDES_FILE).parent.mkdir(parents=True, exist_ok=True)
+                    (out_dir / OVERRIDES_FILE).write_text(json.dumps(overrides) + "\n")
+                    metrics = train(cfg)
+                    seconds.append(time.perf_counter() - t0)
+                else:
+                    seconds.append(float(metrics["wall_seconds"]))
                 accs.append(float(metrics["test/acc"]))
                 vals.append(float(metrics["val/acc_best"]))
                 results.append(

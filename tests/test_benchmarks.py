@@ -217,3 +217,24 @@ def test_reproduce_combine_pools_parts_with_other_seeds(tmp_path):
     assert "| +1.8 |" in line  # d's mean, 93.0 - 91.2
     runs = json.loads((tmp_path / "again.json").read_text())["runs"]
     assert sorted(r["test/acc"] for r in runs if r["init"] == "rand") == [0.92, 0.94]
+
+
+def test_reproduce_run_again_reuses_finished_runs_and_refuses_other_ones(
+    shared_data, tmp_path, monkeypatch, capsys
+):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from reproduce import main
+
+    monkeypatch.setenv("EMBEDLAB_DATA_DIR", str(shared_data))
+    out, runs = tmp_path / "table", tmp_path / "runs"
+    args = ["--datasets", "trec", "--seeds", "1", "--out", str(out), "--runs-dir", str(runs)]
+    quick = ["trainer.max_epochs=1", "callbacks=none"]
+    main([*args, *quick])
+    first = json.loads(out.with_suffix(".json").read_text())["runs"][0]
+    capsys.readouterr()
+    main([*args, *quick])  # as after a stop: nothing left to train
+    assert "finished before, its metrics.json is reused" in capsys.readouterr().out
+    again = json.loads(out.with_suffix(".json").read_text())["runs"][0]
+    assert again["test/acc"] == first["test/acc"] and again["global_steps"] == first["global_steps"]
+    with pytest.raises(SystemExit, match="boe_trec/seed0: holds a finished run of other"):
+        main([*args, "trainer.max_epochs=2", "callbacks=none"])

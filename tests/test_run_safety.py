@@ -184,3 +184,30 @@ def test_checkpoints_are_written_whole_or_not_at_all(tmp_path):
         io.save_checkpoint({"epoch": 2, "bad": lambda: 0}, path)
     assert torch.load(path, weights_only=True)["epoch"] == 1  # the previous one is intact
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no temp left
+
+
+def test_local_checkpoints_load_memory_mapped_and_legacy_files_still_load(tmp_path):
+    from embedlab.training.checkpoint_io import LocalCheckpointIO
+
+    io = LocalCheckpointIO()
+    path = tmp_path / "a.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.arange(4.0)}, "epoch": 3}, path)
+    loaded = io.load_checkpoint(path, weights_only=True)
+    w = loaded["state_dict"]["w"]
+    assert loaded["epoch"] == 3 and torch.equal(w, torch.arange(4.0))
+    # the tensor lies in a (private) map of the file: writes stay in memory, the file keeps them
+    maps = Path("/proc/self/maps")
+    if maps.is_file():
+        spans = [
+            [int(x, 16) for x in line.split()[0].split("-")]
+            for line in maps.read_text().splitlines()
+            if line.endswith(str(path))
+        ]
+        assert any(lo <= w.data_ptr() < hi for lo, hi in spans)
+    w.add_(1.0)
+    assert torch.equal(torch.load(path, weights_only=True)["state_dict"]["w"], torch.arange(4.0))
+    legacy = tmp_path / "legacy.ckpt"
+    torch.save({"epoch": 4}, legacy, _use_new_zipfile_serialization=False)  # no mmap for these
+    assert io.load_checkpoint(legacy, weights_only=True)["epoch"] == 4
+    with pytest.raises(FileNotFoundError):
+        io.load_checkpoint(tmp_path / "missing.ckpt", weights_only=True)

@@ -206,3 +206,21 @@ def test_test_metrics_are_the_best_checkpoints(make_cfg, tmp_path: Path, monitor
     test_cfg = make_cfg("train=false", f"ckpt_path={best}")
     test_cfg.paths.output_dir = str(tmp_path / "test_only")
     assert train(test_cfg)["test/loss"] == pytest.approx(fit["test/loss"], rel=1e-6)
+
+
+def test_early_stopping_is_on_for_the_bag_model_only(make_cfg):
+    from embedlab.config import validate
+
+    boe = validate(make_cfg()).callbacks.early_stopping  # model=boe is the default
+    assert (boe.enabled, boe.patience) == (True, 2)
+    other = validate(make_cfg("model=transformer")).callbacks.early_stopping
+    assert (other.enabled, other.patience) == (False, 3)
+    kept = validate(make_cfg("callbacks.early_stopping.enabled=false")).callbacks.early_stopping
+    assert (kept.enabled, kept.patience) == (False, 2)  # what the user set stays
+
+
+def test_the_bag_model_stops_two_epochs_after_its_best(make_cfg):
+    # val/loss:max: the first epoch is the best (the loss falls), so epochs 2 and 3 end the run
+    fit = train(make_cfg("trainer.max_epochs=6", "task.monitor=val/loss", "task.monitor_mode=max"))
+    assert fit["epochs"] == 3
+    assert Path(fit["best_checkpoint"]).name.startswith("epoch000-")

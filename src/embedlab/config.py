@@ -310,12 +310,19 @@ def compose_config(
     return cfg
 
 
+# what a null means for a model whose ModelSpec.defaults does not name the key
+RUN_DEFAULTS: dict[str, Any] = {
+    "callbacks.early_stopping.enabled": False,
+    "callbacks.early_stopping.patience": 3,
+}
+
+
 def apply_model_defaults(cfg: DictConfig) -> DictConfig:
     """Fill the keys left null (``~``) with the model's defaults (``ModelSpec.defaults``).
 
-    ``tokenizer.ngrams``, ``embedding.sparse`` and ``data.batch_size`` depend on the model:
-    bigrams, sparse updates and large batches make a bag of embeddings fast and strong, but
-    not a transformer. A value the user set is kept. A defaulted sparse table stays dense
+    ``tokenizer.ngrams``, ``embedding.sparse``, ``data.batch_size`` and early stopping depend
+    on the model: bigrams, sparse updates, large batches and stopping soon after the best val
+    epoch make a bag of embeddings fast and strong, but not a transformer (others: off). A value the user set is kept. A defaulted sparse table stays dense
     when the chosen optimizer has no sparse counterpart (e.g. ``optimizer=adadelta``) or under
     DDP on GPUs (NCCL has no sparse all-reduce), and
     defaulted n-grams stay off unless the tokens are words whose ids stay put (our own
@@ -329,7 +336,7 @@ def apply_model_defaults(cfg: DictConfig) -> DictConfig:
     name = cfg.model.get("name")  # validate() reports an unknown model
     if name not in MODELS:
         return cfg
-    defaults = dict(MODELS.get(name).defaults)
+    defaults = {**RUN_DEFAULTS, **MODELS.get(name).defaults}
     if cfg.optimizer.get("name") not in SPARSE_OPTIMIZERS or nccl_ddp(cfg.trainer):
         defaults["embedding.sparse"] = False
     if (

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from embedlab import sweep
 from embedlab.config import to_flat_dict, validate
 from embedlab.paths import config_dir
+from embedlab.utils import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
         plugins=[LocalCheckpointIO()],
     )
 
+    release_free_memory()  # what reading and tokenizing the data freed
     if cfg.train:
         # checkpoints are unpickled with weights_only (read_checkpoint vetted ckpt_path above)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
@@ -192,6 +194,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
             test_ckpt and saved_at_step(test_ckpt) == trainer.global_step
         ):
             test_ckpt = None  # no step since the best was saved: the module holds its weights
+        # Testing needs no optimizer: dropping them frees their state and lets the weights that
+        # loading the best checkpoint replaces go (EmbeddingTask.load_state_dict).
+        trainer.strategy.optimizers, trainer.strategy.lr_scheduler_configs = [], []
         results = trainer.test(
             module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False, weights_only=True
         )

@@ -52,3 +52,22 @@ def process_age() -> float | None:
         return round(uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"), 2)  # field 22
     except (OSError, ValueError, IndexError):
         return None
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the OS (glibc's ``malloc_trim``; a no-op elsewhere).
+
+    glibc keeps freed memory mapped for reuse: after tokenizing 1M texts and building the n-gram
+    table, 313 MB of freed heap stayed resident through training (RSS 1539 -> 1226 MB when
+    trimmed, ``python scripts/bench_fasttext.py --datasets synthetic``).
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # musl and other C libraries have no malloc_trim
+        return
+    trim(0)

@@ -187,13 +187,21 @@ def _build_boe(cfg: Any, embedding: nn.Module, num_outputs: int) -> nn.Module:
 
 
 # fastText's recipe: word bigrams and sparse updates of the rows a batch touches; batches of
-# 256 texts keep the per-step overhead small (as accurate as 64 on the shared sets' val splits)
+# 256 texts keep the per-step overhead small (as accurate as 64 on the shared sets' val splits);
+# stopping 2 epochs after the best val accuracy trains 3-6 of the 8 epochs on 6 of the 7 shared
+# sets with the same val accuracy (78.89 vs 78.90 mean over the 7 sets x 3 seeds)
 MODELS.register("boe", BagOfEmbeddingsConfig)(
     ModelSpec(
         _build_boe,
         layout="bag",
         bag_embedding=True,
-        defaults={"tokenizer.ngrams": 2, "embedding.sparse": True, "data.batch_size": 256},
+        defaults={
+            "tokenizer.ngrams": 2,
+            "embedding.sparse": True,
+            "data.batch_size": 256,
+            "callbacks.early_stopping.enabled": True,
+            "callbacks.early_stopping.patience": 2,
+        },
     )
 )
 _SEQUENCE_DEFAULTS = {"tokenizer.ngrams": 1, "embedding.sparse": False, "data.batch_size": 64}

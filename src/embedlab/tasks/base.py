@@ -95,6 +95,14 @@ class EmbeddingTask(L.LightningModule):
         # draws what the uninterrupted run drew (tensors and plain values: weights_only loads)
         checkpoint["rng"] = rng_states()
 
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        # Testing a checkpoint: take its tensors (memory-mapped by LocalCheckpointIO, read as
+        # used) instead of copying every weight into the live ones; the copy doubled the
+        # tables in memory. Fitting copies, so the optimizers keep their parameters.
+        if self._trainer is not None and self._trainer.state.fn == "test":
+            assign = True
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "rng" in checkpoint and self.trainer.state.fn == "fit":  # resuming, not testing
             set_rng_states(checkpoint["rng"])
