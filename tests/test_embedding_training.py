@@ -106,13 +106,13 @@ def test_unfreeze_happens_at_the_configured_epoch(make_cfg):
 def test_unfreeze_callback_is_wired_by_train_and_validated(make_cfg, tmp_path):
     from embedlab.callbacks import CALLBACKS
 
-    cfg = make_cfg("embedding.unfreeze_at_epoch=1")
+    cfg = validate(make_cfg("embedding.unfreeze_at_epoch=1"))
     cb = CALLBACKS.build(cfg, tmp_path)
     assert (
         isinstance(cb["unfreeze_embedding"], UnfreezeEmbedding)
         and cb["unfreeze_embedding"].epoch == 1
     )
-    assert "unfreeze_embedding" not in CALLBACKS.build(make_cfg(), tmp_path)
+    assert "unfreeze_embedding" not in CALLBACKS.build(validate(make_cfg()), tmp_path)
     with pytest.raises(ConfigError, match="unfreeze_at_epoch: contradicts"):
         validate(make_cfg("embedding.unfreeze_at_epoch=1", "embedding.freeze=true"))
 
@@ -148,7 +148,9 @@ def test_sparse_run_end_to_end_with_scheduler_and_checkpoint(make_cfg, tmp_path)
     from embedlab.train import train
 
     cosine = ["scheduler=cosine", "scheduler.warmup_steps=5"]
-    cfg = make_cfg(*SMALL, "embedding.sparse=true", *cosine, "trainer.max_epochs=2")
+    cfg = make_cfg(
+        *SMALL, "embedding.sparse=true", *cosine, "trainer.max_epochs=2", "optimizer.lr=0.1"
+    )
     metrics = train(cfg)
     # 6 classes on 300 texts, 2 epochs: it learns (measured 0.33 on 100 test texts; chance 1/6)
     assert metrics["best_checkpoint"] and metrics["test/acc"] > 1 / 6 + 0.1

@@ -49,6 +49,7 @@ def grid_sweep(tmp_path_factory) -> Path:
             *TINY_DATA,
             f"hydra.sweep.dir={sweep}",
             "callbacks.embedding_histograms.every_n_steps=5",
+            "data.batch_size=256",
             "trainer.log_every_n_steps=5",  # 10 steps of 256 texts: the lr monitor logs too
         ],
         tmp,
