@@ -198,8 +198,14 @@ def _early_stopping(node: Any, cfg: DictConfig, output_dir: Path) -> L.Callback 
     if not node.enabled:
         return None
     monitor, mode = _monitor(cfg)
+    # checked after each validation only: Lightning also checks at the end of a training epoch,
+    # which fails on a run that stops mid-epoch before validating (max_steps, max_time)
     return EarlyStopping(
-        monitor=monitor, mode=mode, patience=node.patience, min_delta=node.min_delta
+        monitor=monitor,
+        mode=mode,
+        patience=node.patience,
+        min_delta=node.min_delta,
+        check_on_train_epoch_end=False,
     )
 
 
