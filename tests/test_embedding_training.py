@@ -149,7 +149,12 @@ def test_sparse_run_end_to_end_with_scheduler_and_checkpoint(make_cfg, tmp_path)
 
     cosine = ["scheduler=cosine", "scheduler.warmup_steps=5"]
     cfg = make_cfg(
-        *SMALL, "embedding.sparse=true", *cosine, "trainer.max_epochs=2", "optimizer.lr=0.1"
+        *SMALL,
+        "embedding.sparse=true",
+        *cosine,
+        "trainer.max_epochs=2",
+        "optimizer.lr=0.1",
+        "embedding.lr=0.1",
     )
     metrics = train(cfg)
     # 6 classes on 300 texts, 2 epochs: it learns (measured 0.33 on 100 test texts; chance 1/6)

@@ -150,7 +150,7 @@ def test_accuracy_and_macro_f1_match_torchmetrics():
         ([], {"ngrams": 2, "sparse": True, "batch": 1024, "optimizer": "adagrad", "epochs": 16}),
         (["model=transformer"], {"ngrams": 1, "sparse": False, "batch": 64, "optimizer": "adamw"}),
         (["model=transformer"], {"epochs": 8, "early_stopping": False}),
-        ([], {"early_stopping": True, "patience": 2, "lr": 0.05}),
+        ([], {"early_stopping": True, "patience": 2, "lr": 0.2, "table_lr": 0.05}),
         (["experiment=transformer_mr"], {"ngrams": 1, "sparse": False, "batch": 64}),
         (["tokenizer.ngrams=1", "data.batch_size=32"], {"ngrams": 1, "batch": 32}),  # kept
         (["optimizer=adadelta"], {"sparse": False}),  # no sparse counterpart: a dense table
@@ -168,6 +168,7 @@ def test_model_defaults_fill_what_the_user_left_null(make_cfg, overrides, expect
         "early_stopping": cfg.callbacks.early_stopping.enabled,
         "patience": cfg.callbacks.early_stopping.patience,
         "lr": cfg.optimizer.lr,
+        "table_lr": cfg.embedding.lr,
     }
     assert {k: got[k] for k in expected} == expected
 
