@@ -51,13 +51,7 @@ def _run(tmp: Path, name: str, overrides: list[str]) -> tuple[dict, Path]:
     return json.loads((run / "metrics.json").read_text()), run
 
 
-DATA = [
-    "data.num_train=2000",
-    "data.num_val=501",
-    "data.num_test=499",
-    "optimizer.lr=0.1",
-    "embedding.lr=0.1",
-]
+DATA = ["data.num_train=2000", "data.num_val=501", "data.num_test=499"]
 DDP = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu"]
 
 

@@ -148,14 +148,7 @@ def test_sparse_run_end_to_end_with_scheduler_and_checkpoint(make_cfg, tmp_path)
     from embedlab.train import train
 
     cosine = ["scheduler=cosine", "scheduler.warmup_steps=5"]
-    cfg = make_cfg(
-        *SMALL,
-        "embedding.sparse=true",
-        *cosine,
-        "trainer.max_epochs=2",
-        "optimizer.lr=0.1",
-        "embedding.lr=0.1",
-    )
+    cfg = make_cfg(*SMALL, "embedding.sparse=true", *cosine, "trainer.max_epochs=2")
     metrics = train(cfg)
     # 6 classes on 300 texts, 2 epochs: it learns (measured 0.33 on 100 test texts; chance 1/6)
     assert metrics["best_checkpoint"] and metrics["test/acc"] > 1 / 6 + 0.1

@@ -49,8 +49,6 @@ def grid_sweep(tmp_path_factory) -> Path:
             *TINY_DATA,
             f"hydra.sweep.dir={sweep}",
             "callbacks.embedding_histograms.every_n_steps=5",
-            "data.batch_size=256",
-            "embedding.lr=${optimizer.lr}",  # the table follows the swept lr (boe's own: 0.05)
             "trainer.log_every_n_steps=5",  # 10 steps of 256 texts: the lr monitor logs too
         ],
         tmp,

@@ -23,13 +23,7 @@ def test_fast_dev_run(make_cfg, tmp_path: Path):
 
 def test_overfit_drives_train_loss_down(make_cfg):
     metrics = train(
-        make_cfg(
-            "debug=overfit",
-            "trainer.max_epochs=15",
-            "optimizer.lr=0.05",
-            "callbacks=none",
-            "data.batch_size=256",
-        )
+        make_cfg("debug=overfit", "trainer.max_epochs=15", "optimizer.lr=0.05", "callbacks=none")
     )
     assert metrics["train/loss_epoch"] < 0.1
 

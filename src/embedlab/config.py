@@ -165,7 +165,7 @@ class TrainerConfig:
     num_nodes: int = 1
     precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed | ...
     min_epochs: int = 1
-    max_epochs: int | None = None  # null: the model's default (RUN_DEFAULTS, ModelSpec.defaults)
+    max_epochs: int = 10
     max_steps: int = -1
     max_time: str | None = None  # "DD:HH:MM:SS"
     gradient_clip_val: float | None = None
@@ -312,7 +312,6 @@ def compose_config(
 
 # what a null means for a model whose ModelSpec.defaults does not name the key
 RUN_DEFAULTS: dict[str, Any] = {
-    "trainer.max_epochs": 8,
     "callbacks.early_stopping.enabled": False,
     "callbacks.early_stopping.patience": 3,
 }
@@ -321,9 +320,9 @@ RUN_DEFAULTS: dict[str, Any] = {
 def apply_model_defaults(cfg: DictConfig) -> DictConfig:
     """Fill the keys left null (``~``) with the model's defaults (``ModelSpec.defaults``).
 
-    ``tokenizer.ngrams``, ``embedding.sparse``, ``data.batch_size``, ``trainer.max_epochs`` and
-    early stopping depend on the model: bigrams, sparse updates, large batches and stopping soon
-    after the best val epoch make a bag of embeddings fast and strong, but not a transformer. A value the user set is kept. A defaulted sparse table stays dense
+    ``tokenizer.ngrams``, ``embedding.sparse``, ``data.batch_size`` and early stopping depend
+    on the model: bigrams, sparse updates, large batches and stopping soon after the best val
+    epoch make a bag of embeddings fast and strong, but not a transformer (others: off). A value the user set is kept. A defaulted sparse table stays dense
     when the chosen optimizer has no sparse counterpart (e.g. ``optimizer=adadelta``) or under
     DDP on GPUs (NCCL has no sparse all-reduce), and
     defaulted n-grams stay off unless the tokens are words whose ids stay put (our own
