@@ -322,12 +322,12 @@ def apply_model_defaults(cfg: DictConfig) -> DictConfig:
 
     ``tokenizer.ngrams``, ``embedding.sparse``, ``data.batch_size`` and early stopping depend
     on the model: bigrams, sparse updates, large batches and stopping soon after the best val
-    epoch make a bag of embeddings fast and strong, but not a transformer (others: off). A value the user set is kept. A defaulted sparse table stays dense
-    when the chosen optimizer has no sparse counterpart (e.g. ``optimizer=adadelta``) or under
-    DDP on GPUs (NCCL has no sparse all-reduce), and
-    defaulted n-grams stay off unless the tokens are words whose ids stay put (our own
-    word-level tokenizer, ``pretrained.restrict_to_vocab`` true). Returns ``cfg`` (changed
-    in place).
+    epoch make a bag of embeddings fast and strong, but not a transformer (keys a model does
+    not name: ``RUN_DEFAULTS``). A value the user set is kept. A defaulted sparse table stays
+    dense when the chosen optimizer has no sparse counterpart (e.g. ``optimizer=adadelta``) or
+    under DDP on GPUs (NCCL has no sparse all-reduce), and defaulted n-grams stay off unless
+    the tokens are words whose ids stay put (our own word-level tokenizer,
+    ``pretrained.restrict_to_vocab`` true). Returns ``cfg`` (changed in place).
     """
     from embedlab.embeddings.init import nccl_ddp
     from embedlab.models import MODELS
