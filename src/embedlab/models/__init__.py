@@ -298,7 +298,7 @@ MODELS.register("lstm_lm", LSTMLMConfig, check=_lstm_lm_problems)(
         _build_lstm_lm,
         "causal",
         bag_embedding=False,
-        defaults={"tokenizer.ngrams": 1, "embedding.sparse": False, "data.batch_size": 20},
+        defaults={**_SEQUENCE_DEFAULTS, "data.batch_size": 20},
     )
 )
 
@@ -340,7 +340,7 @@ MODELS.register("cnn", CNNConfig, check=_cnn_problems)(
         _build_cnn,
         "padded",
         bag_embedding=False,
-        defaults={"tokenizer.ngrams": 1, "embedding.sparse": False, "data.batch_size": 50},
+        defaults={**_SEQUENCE_DEFAULTS, "data.batch_size": 50},
     )
 )
 

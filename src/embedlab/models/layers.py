@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from embedlab.data.types import IGNORE
+from embedlab.errors import ConfigError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -14,6 +15,18 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
     "tanh": nn.Tanh,
 }
+
+
+def valid_choice(key: str, value: object, choices: tuple[str, ...]) -> str:
+    """``str(value)`` when it is one of ``choices``, else a ConfigError naming ``key``.
+
+    For models built directly (not from a validated config, whose enums check the same)."""
+    value = str(value)
+    if value not in choices:
+        raise ConfigError(
+            [f"{key}: {value!r} is not a valid choice; choose one of {list(choices)}"]
+        )
+    return value
 
 
 def activation(name: str) -> nn.Module:

@@ -26,7 +26,7 @@ from torch import nn
 
 from embedlab.data.types import IGNORE
 from embedlab.errors import ConfigError
-from embedlab.models.layers import dropout, summed_nll
+from embedlab.models.layers import dropout, summed_nll, valid_choice
 from embedlab.models.sampling import sample_tokens
 
 State = list[tuple[torch.Tensor, torch.Tensor]]  # (h, c) per layer, each (1, B, H)
@@ -67,11 +67,7 @@ class LSTMLM(nn.Module):
         div_value: float = 4.0,
     ) -> None:
         super().__init__()
-        softmax = str(softmax)
-        if softmax not in SOFTMAX:
-            raise ConfigError(
-                [f"model.softmax: {softmax!r} is not a valid choice; choose one of {list(SOFTMAX)}"]
-            )
+        softmax = valid_choice("model.softmax", softmax, SOFTMAX)
         self.embedding = embedding
         dim = embedding.embedding_dim
         sizes = [dim] + [hidden_size] * num_layers

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from embedlab.errors import ConfigError
-from embedlab.models.layers import Dropout
+from embedlab.models.layers import Dropout, valid_choice
 from embedlab.models.layers import activation as make_activation
 from embedlab.models.sampling import sample_tokens
 
@@ -66,16 +66,12 @@ class LearnedPositions(nn.Module):
 
 
 def build_positions(kind: str, d_model: int, max_positions: int) -> nn.Module:
-    kind = str(kind)
+    kind = valid_choice("model.positional", kind, POSITIONAL)
     if kind == "sinusoidal":
         return SinusoidalPositions(d_model, max_positions)
     if kind == "learned":
         return LearnedPositions(d_model, max_positions)
-    if kind == "none":
-        return nn.Identity()
-    raise ConfigError(
-        [f"model.positional: {kind!r} is not a valid choice; choose one of {list(POSITIONAL)}"]
-    )
+    return nn.Identity()
 
 
 # --------------------------------------------------------------------------- blocks
@@ -235,11 +231,7 @@ class TransformerClassifier(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        pooling = str(pooling)
-        if pooling not in POOLING:
-            raise ConfigError(
-                [f"model.pooling: {pooling!r} is not a valid choice; choose one of {list(POOLING)}"]
-            )
+        pooling = valid_choice("model.pooling", pooling, POOLING)
         self.encoder = encoder
         self.pooling = pooling
         self.cls = nn.Parameter(torch.randn(encoder.d_model) * 0.02) if pooling == "cls" else None
