@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 metrics = finished_run(out_dir, overrides)
                 if metrics is None:
-                    (out_dir / OVERRIDES_FILE).parent.mkdir(parents=True, exist_ok=True)
+                    out_dir.mkdir(parents=True, exist_ok=True)
                     (out_dir / OVERRIDES_FILE).write_text(json.dumps(overrides) + "\n")
                     metrics = train(cfg)
                     seconds.append(time.perf_counter() - t0)

@@ -186,6 +186,32 @@ def test_checkpoints_are_written_whole_or_not_at_all(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no temp left
 
 
+def _mapped_from(tensor: torch.Tensor, path: Path) -> bool:
+    """Whether ``tensor`` lies in a memory map of ``path`` (True where /proc is absent)."""
+    maps = Path("/proc/self/maps")
+    if not maps.is_file():
+        return True
+    spans = [
+        [int(x, 16) for x in line.split()[0].split("-")]
+        for line in maps.read_text().splitlines()
+        if line.endswith(str(path))
+    ]
+    return any(lo <= tensor.data_ptr() < hi for lo, hi in spans)
+
+
+def test_read_checkpoint_maps_zip_files_and_still_reads_legacy_ones(tmp_path):
+    from embedlab.inference import read_checkpoint
+
+    ckpt = {"embedlab": {}, "state_dict": {"w": torch.arange(4.0)}, "global_step": 3}
+    path = tmp_path / "a.ckpt"
+    torch.save(ckpt, path)
+    w = read_checkpoint(path)["state_dict"]["w"]
+    assert torch.equal(w, torch.arange(4.0)) and _mapped_from(w, path)
+    legacy = tmp_path / "legacy.ckpt"
+    torch.save(ckpt, legacy, _use_new_zipfile_serialization=False)
+    assert read_checkpoint(legacy)["global_step"] == 3
+
+
 def test_local_checkpoints_load_memory_mapped_and_legacy_files_still_load(tmp_path):
     from embedlab.training.checkpoint_io import LocalCheckpointIO
 
@@ -196,14 +222,7 @@ def test_local_checkpoints_load_memory_mapped_and_legacy_files_still_load(tmp_pa
     w = loaded["state_dict"]["w"]
     assert loaded["epoch"] == 3 and torch.equal(w, torch.arange(4.0))
     # the tensor lies in a (private) map of the file: writes stay in memory, the file keeps them
-    maps = Path("/proc/self/maps")
-    if maps.is_file():
-        spans = [
-            [int(x, 16) for x in line.split()[0].split("-")]
-            for line in maps.read_text().splitlines()
-            if line.endswith(str(path))
-        ]
-        assert any(lo <= w.data_ptr() < hi for lo, hi in spans)
+    assert _mapped_from(w, path)
     w.add_(1.0)
     assert torch.equal(torch.load(path, weights_only=True)["state_dict"]["w"], torch.arange(4.0))
     legacy = tmp_path / "legacy.ckpt"
