@@ -37,7 +37,13 @@ def load_batches(
     from embedlab.config import compose_config, validate
     from embedlab.tasks import TASKS
 
-    overrides = ["print_config=false", "embedding.dim=100", f"data={data}", *extra]
+    overrides = [
+        "print_config=false",
+        "embedding.dim=100",
+        f"data={data}",
+        "data.batches_per_step=1",
+    ]
+    overrides += list(extra)
     cfg = compose_config(overrides, {"output_dir": out / "run", "cache_dir": out / "cache"})
     validate(cfg)
     torch.manual_seed(0)

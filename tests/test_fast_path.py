@@ -183,13 +183,28 @@ def test_metrics_report_startup_tokens_per_second_and_checkpoint_size(make_cfg, 
     assert 8 <= ratio <= 24
 
 
-def test_training_metrics_are_logged_every_n_steps_and_per_epoch(make_cfg, tmp_path: Path):
-    # 1200 texts at 256 a batch: 5 steps an epoch, 10 in all; logs at steps 3, 6 and 9
-    train(make_cfg("logger=csv", "trainer.log_every_n_steps=3", "callbacks=none"))
+@pytest.mark.parametrize(
+    ("batches", "every", "logged"),
+    [
+        (1, 3, [2, 5, 8]),  # 1200 texts at 256 a batch: 5 steps an epoch, 10 in all
+        (2, 2, [1, 3, 5]),  # 2 batches a step: 3 steps an epoch (2, 2, 1 batches), 6 in all
+    ],
+)
+def test_training_metrics_are_logged_every_n_steps_and_per_epoch(
+    make_cfg, tmp_path: Path, batches, every, logged
+):
+    train(
+        make_cfg(
+            "logger=csv",
+            f"trainer.log_every_n_steps={every}",
+            f"data.batches_per_step={batches}",
+            "callbacks=none",
+        )
+    )
     rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
     step_rows = [r for r in rows if r.get("train/loss_step")]
     epoch_rows = [r for r in rows if r.get("train/acc_epoch")]
-    assert [int(r["step"]) for r in step_rows] == [2, 5, 8]
+    assert [int(r["step"]) for r in step_rows] == logged
     first, second = ({k: float(r[f"train/{k}_epoch"]) for k in ("loss", "acc")} for r in epoch_rows)
     assert second["acc"] > first["acc"] and second["loss"] < first["loss"]  # it learns
 

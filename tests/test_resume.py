@@ -17,7 +17,12 @@ from embedlab.errors import ConfigError
 from embedlab.train import train
 from tests.conftest import TINY_SWEEP
 
-TINY = ["trainer.log_every_n_steps=5", "callbacks.projector.enabled=false"]
+# 1200 texts: 5 batches an epoch, in 3 Lightning steps of 2, 2 and 1 batches
+TINY = [
+    "trainer.log_every_n_steps=2",
+    "data.batches_per_step=2",
+    "callbacks.projector.enabled=false",
+]
 
 
 def _steps(run_dir: Path, tag: str) -> list[int]:
@@ -127,7 +132,10 @@ def _killed_then_resumed(tmp_path: Path, make_cfg, at_step: int, overrides: list
 
 
 RESUME_CASES = {
-    "bag, sparse row-wise Adagrad, mid-epoch": (7, []),
+    # 1200 texts, 5 batches an epoch: 3 Lightning steps of 2, 2 and 1 batches (the default's
+    # 32 would make each epoch one step); killed in the second epoch's second step
+    "bag, sparse row-wise Adagrad, mid-epoch": (4, ["data.batches_per_step=2"]),
+    "bag, one batch a step, mid-epoch": (7, ["data.batches_per_step=1"]),
     "bag, sparse, right after an epoch boundary": pytest.param((5, []), marks=pytest.mark.slow),
     "bag, dense AdamW, mid-epoch": pytest.param(
         (8, ["embedding.sparse=false", "optimizer=adamw"]), marks=pytest.mark.slow

@@ -87,6 +87,7 @@ def test_a_run_logs_the_scheduled_lr_at_every_step(make_cfg, tmp_path, one_threa
         "scheduler.warmup_steps=3",
         "optimizer.lr=0.2",
         "data.batch_size=100",  # 1200 texts: 12 steps an epoch, 24 in all
+        "data.batches_per_step=1",  # the lr monitor logs once a Lightning step
         "trainer.log_every_n_steps=1",
         "test=false",
     )

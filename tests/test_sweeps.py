@@ -48,8 +48,9 @@ def grid_sweep(tmp_path_factory) -> Path:
             *GRID,
             *TINY_DATA,
             f"hydra.sweep.dir={sweep}",
-            "callbacks.embedding_histograms.every_n_steps=5",
-            "trainer.log_every_n_steps=5",  # 10 steps of 256 texts: the lr monitor logs too
+            # 2 Lightning steps (an epoch's 5 batches of 256 texts each): the lr monitor logs too
+            "callbacks.embedding_histograms.every_n_steps=1",
+            "trainer.log_every_n_steps=1",
         ],
         tmp,
     )
@@ -124,7 +125,7 @@ def test_grid_sweep_logs_projector_drift_and_histograms(grid_sweep: Path):
     assert {"embedding/row_norm", "embedding/grad_row_norm", "embedding/drift_cosine"} <= set(
         tags["histograms"]
     )
-    assert len(acc.Histograms("embedding/row_norm")) >= 2  # every 5 steps over 10 steps
+    assert len(acc.Histograms("embedding/row_norm")) == 2  # every step
     assert "embedding/most_moved/text_summary" in tags["tensors"]
     assert any(t.startswith("lr-") for t in tags["scalars"])
     drift = acc.Scalars("embedding/drift_cosine_mean")[0].value

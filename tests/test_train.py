@@ -228,5 +228,5 @@ def test_the_bag_model_stops_two_epochs_after_its_best(make_cfg):
 
 def test_a_run_stopped_before_its_first_validation_ends_cleanly(make_cfg):
     # early stopping is on (model=boe): it waits for a validation instead of failing without one
-    fit = train(make_cfg("trainer.max_steps=1", "test=false"))
+    fit = train(make_cfg("trainer.max_steps=1", "data.batches_per_step=1", "test=false"))
     assert fit["global_steps"] == 1 and "val/acc" not in fit

@@ -312,22 +312,58 @@ def compose_config(
 
 # what a null means for a model whose ModelSpec.defaults does not name the key
 RUN_DEFAULTS: dict[str, Any] = {
+    "data.batches_per_step": 1,
     "callbacks.early_stopping.enabled": False,
     "callbacks.early_stopping.patience": 3,
 }
 
 
+def one_batch_per_step(cfg: DictConfig) -> str | None:
+    """Why this run must train one batch per Lightning step (``data.batches_per_step=1``).
+
+    Several batches per step run their updates inside ``training_step`` (manual optimization,
+    gradient clipping included), which Lightning's gradient accumulation and fp16 scaler, DDP's
+    gradient reducer (one forward through the wrapped module per backward) and the loaders
+    that are not :func:`embedlab.data.batching.make_loader`'s (streamed training splits, LM
+    rows that carry a recurrent state, word2vec's chunks) do not allow. None when nothing
+    stands in the way.
+    """
+    t, data = cfg.trainer, cfg.data
+    task = cfg.task.get("name")
+    if task not in ("classification", "lm"):
+        return f"task={task} trains one batch per step"
+    if task == "lm" and data.get("chunking") == "rows":
+        return "data.chunking=rows carries a recurrent state from batch to batch"
+    if data.get("streaming"):
+        return "data.streaming=true batches in the loader workers"
+    devices = t.get("devices")
+    if isinstance(devices, str) and devices.strip().isdigit():
+        devices = int(devices)
+    several = (
+        len(devices) > 1 if OmegaConf.is_list(devices) else isinstance(devices, int) and devices > 1
+    )
+    if "ddp" in str(t.get("strategy")) or several or (t.get("num_nodes") or 1) > 1:
+        return "DDP reduces the gradients of one backward per step"
+    if (t.get("accumulate_grad_batches") or 1) > 1:
+        return "trainer.accumulate_grad_batches accumulates over steps"
+    if str(t.get("precision")) in ("16-mixed", "16"):
+        return f"trainer.precision={t.get('precision')} scales the loss of one backward per step"
+    return None
+
+
 def apply_model_defaults(cfg: DictConfig) -> DictConfig:
     """Fill the keys left null (``~``) with the model's defaults (``ModelSpec.defaults``).
 
-    ``tokenizer.ngrams``, ``embedding.sparse``, ``data.batch_size`` and early stopping depend
-    on the model: bigrams, sparse updates, large batches and stopping soon after the best val
-    epoch make a bag of embeddings fast and strong, but not a transformer (keys a model does
-    not name: ``RUN_DEFAULTS``). A value the user set is kept. A defaulted sparse table stays
-    dense when the chosen optimizer has no sparse counterpart (e.g. ``optimizer=adadelta``) or
-    under DDP on GPUs (NCCL has no sparse all-reduce), and defaulted n-grams stay off unless
-    the tokens are words whose ids stay put (our own word-level tokenizer,
-    ``pretrained.restrict_to_vocab`` true). Returns ``cfg`` (changed in place).
+    ``tokenizer.ngrams``, ``embedding.sparse``, ``data.batch_size``, ``data.batches_per_step``
+    and early stopping depend on the model: bigrams, sparse updates, large batches, several
+    batches per Lightning step and stopping soon after the best val epoch make a bag of
+    embeddings fast and strong, but not a transformer (keys a model does not name:
+    ``RUN_DEFAULTS``). A value the user set is kept. A defaulted sparse table stays dense when
+    the chosen optimizer has no sparse counterpart (e.g. ``optimizer=adadelta``) or under DDP
+    on GPUs (NCCL has no sparse all-reduce), defaulted n-grams stay off unless the tokens are
+    words whose ids stay put (our own word-level tokenizer, ``pretrained.restrict_to_vocab``
+    true), and a defaulted ``batches_per_step`` is 1 where :func:`one_batch_per_step` says so.
+    Returns ``cfg`` (changed in place).
     """
     from embedlab.embeddings.init import nccl_ddp
     from embedlab.models import MODELS
@@ -345,6 +381,8 @@ def apply_model_defaults(cfg: DictConfig) -> DictConfig:
         or not cfg.pretrained.get("restrict_to_vocab", True)
     ):
         defaults["tokenizer.ngrams"] = 1
+    if one_batch_per_step(cfg):
+        defaults["data.batches_per_step"] = 1
     for key, value in defaults.items():
         if OmegaConf.select(cfg, key, default=0) is None:
             with open_dict(cfg):
@@ -360,6 +398,10 @@ def _run_problems(cfg: DictConfig) -> list[str]:
             "trainer.max_epochs: 0 trains nothing and would report an untrained model; set it >= 1 "
             "(or train=false ckpt_path=... to test a checkpoint)"
         )
+    grouped = cfg.data.get("batches_per_step") or 1
+    blocker = one_batch_per_step(cfg) if grouped > 1 else None
+    if blocker:
+        problems.append(f"data.batches_per_step: {grouped} is not possible here: {blocker}; set 1")
     if not cfg.train and cfg.test and not cfg.ckpt_path and not cfg.get("resume"):
         problems.append(
             "train: false tests the checkpoint in ckpt_path, and none is given; set ckpt_path=PATH"

@@ -160,8 +160,11 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
 
     loggers = _loggers(cfg, output_dir, purge_step)
     callbacks = CALLBACKS.build(cfg, output_dir)
+    trainer_kwargs = _trainer_kwargs(cfg.trainer)
+    if module.batches_per_step > 1:  # the task clips each of a step's updates itself
+        trainer_kwargs.pop("gradient_clip_val", None)
     trainer = L.Trainer(
-        **_trainer_kwargs(cfg.trainer),
+        **trainer_kwargs,
         logger=loggers or False,
         callbacks=list(callbacks.values()),
         default_root_dir=str(output_dir),

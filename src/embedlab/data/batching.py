@@ -9,6 +9,7 @@ can re-shard for DDP) hands them a whole list of indices at once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +47,36 @@ def pad_rows(
     padded = torch.full((len(index), width), pad_id, dtype=torch.int64)
     padded[rows, cols] = ids
     return padded, lengths
+
+
+class GroupedBatches(Dataset):
+    """Several training batches per DataLoader item: ``data.batches_per_step`` of them.
+
+    The loader draws ``batch_size * K`` indices at a time from the usual sampler and this
+    cuts them into batches of ``batch_size``: the very batches, in the very order, that the
+    loader of ``K = 1`` gives (the samplers put their one partial batch last). A task trains
+    the whole list in one Lightning step (``EmbeddingTask.training_step``).
+    """
+
+    def __init__(self, dataset: Any, batch_size: int) -> None:
+        self.dataset = dataset
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Any]:
+        b = self.batch_size
+        return [self.dataset.__getitems__(indices[i : i + b]) for i in range(0, len(indices), b)]
+
+
+def batches_per_step(loader: Any) -> float:
+    """Training batches per item of ``loader`` over an epoch (1.0 unless grouped)."""
+    dataset = getattr(loader, "dataset", None)
+    if not isinstance(dataset, GroupedBatches) or loader.batch_size is None:
+        return 1.0
+    n = len(loader.sampler)
+    return math.ceil(n / dataset.batch_size) / max(math.ceil(n / loader.batch_size), 1)
 
 
 def identity_collate(batch: Any) -> Any:
@@ -255,9 +286,12 @@ def make_loader(
     ``lengths`` (tokens per example) is given and ``data.length_buckets > 0``, drawn by a
     :class:`LengthBucketSampler` so padded batches hold examples of similar length: either
     way the order is a function of (seed, epoch), so a resumed run sees the same batches.
-    Evaluation splits go in order, sharded under DDP by :class:`ShardSampler`.
+    Evaluation splits go in order, sharded under DDP by :class:`ShardSampler`. Training
+    items are lists of ``data.batches_per_step`` batches when that is above 1
+    (:class:`GroupedBatches`).
     """
     batch_size = data_cfg.batch_size if train else data_cfg.eval_batch_size
+    group = (data_cfg.get("batches_per_step") or 1) if train else 1
     if batch_size is None:  # null means "the model's default", filled by config.validate
         raise ValueError(
             "data.batch_size is null: pass the config through embedlab.config.validate"
@@ -271,9 +305,11 @@ def make_loader(
         )
     else:
         sampler = ShardSampler(len(dataset), world, rank)
+    if group > 1:
+        dataset = GroupedBatches(dataset, batch_size)
     return DataLoader(
         dataset,
-        batch_size=batch_size,
+        batch_size=batch_size * group,
         shuffle=False,  # the sampler orders every split (Lightning calls its set_epoch)
         sampler=sampler,
         collate_fn=identity_collate,

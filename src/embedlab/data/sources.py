@@ -52,6 +52,9 @@ class DataCommon:
     source: str = MISSING  # registry name of the data source (see embedlab.data.sources)
     batch_size: int | None = None  # examples per training batch (None: boe 256, transformers 64)
     eval_batch_size: int = 512  # examples per val/test batch
+    # training batches per Lightning step (one optimizer update each; None: boe 32, others 1):
+    # Lightning's fixed cost per step is paid once for all of them
+    batches_per_step: int | None = None
     num_workers: int = 0  # DataLoader workers; the in-memory batches need none
     val_fraction: float = 0.1  # carved from train (stratified, seeded) when there is no val split
     max_len: int | None = None  # truncate every text to this many tokens (None: keep all)
@@ -190,6 +193,8 @@ def _common_problems(cfg: Any) -> list[str]:
     problems = []
     if data.batch_size is not None and data.batch_size < 1:
         problems.append(f"data.batch_size: must be >= 1, got {data.batch_size}")
+    if data.batches_per_step is not None and data.batches_per_step < 1:
+        problems.append(f"data.batches_per_step: must be >= 1, got {data.batches_per_step}")
     if not 0.0 < data.val_fraction < 1.0:
         problems.append(f"data.val_fraction: must be in (0, 1), got {data.val_fraction}")
     return problems

@@ -199,6 +199,7 @@ MODELS.register("boe", BagOfEmbeddingsConfig)(
             "tokenizer.ngrams": 2,
             "embedding.sparse": True,
             "data.batch_size": 256,
+            "data.batches_per_step": 32,
             "callbacks.early_stopping.enabled": True,
             "callbacks.early_stopping.patience": 2,
         },

@@ -182,6 +182,8 @@ def setup_task(
         embedding_lr=cfg.embedding.lr,
         unfreeze_later=cfg.embedding.unfreeze_at_epoch is not None,
         checkpoint_extra=extra,
+        batches_per_step=cfg.data.get("batches_per_step") or 1,
+        gradient_clip_val=cfg.trainer.get("gradient_clip_val"),
     )
     module.embedding_report = report
     return dm, module

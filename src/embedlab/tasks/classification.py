@@ -14,7 +14,6 @@ from torchmetrics.classification import (
 )
 
 from embedlab.tasks.base import EmbeddingTask
-from embedlab.tasks.training_log import logs_this_step
 
 
 class ClassificationTask(EmbeddingTask):
@@ -72,18 +71,22 @@ class ClassificationTask(EmbeddingTask):
         loss = self.loss_fn(logits, batch["labels"])
         return loss, logits.argmax(dim=-1), batch["labels"]
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def train_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         loss, preds, labels = self._step(batch)
-        n = labels.numel()
-        self.examples_seen += n
-        counts = torch.bincount(
-            labels * self.num_classes + preds, minlength=self.train_window.numel()
-        )
-        self.train_window += counts.view_as(self.train_window)
-        self.train_loss.add(loss * n, n)
-        if logs_this_step(self):
-            self._log_train("step")
+        self.pending.append((loss.detach(), preds, labels))
         return loss
+
+    def record_train(self, pending: list[Any]) -> None:
+        losses, preds, labels = zip(*pending, strict=True)
+        sizes = [len(y) for y in labels]
+        labels_all, preds_all = torch.cat(labels), torch.cat(preds)
+        counts = torch.bincount(
+            labels_all * self.num_classes + preds_all, minlength=self.train_window.numel()
+        )
+        self.train_window.add_(counts.view_as(self.train_window))
+        total = torch.stack(losses).double() @ torch.tensor(sizes, dtype=torch.float64)
+        self.train_loss.add(total, sum(sizes))
+        self.examples_seen += sum(sizes)
 
     def _log_train(self, when: str) -> None:
         """Log the training loss, acc and F1 of the window (``step``) or the epoch (``epoch``)."""

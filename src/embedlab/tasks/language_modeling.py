@@ -27,7 +27,6 @@ from torchmetrics import MinMetric, SumMetric
 from embedlab.data.types import IGNORE
 from embedlab.models.layers import summed_nll
 from embedlab.tasks.base import EmbeddingTask
-from embedlab.tasks.training_log import logs_this_step
 
 
 class LanguageModelingTask(EmbeddingTask):
@@ -91,14 +90,15 @@ class LanguageModelingTask(EmbeddingTask):
         self._reset_state("test")
 
     # ------------------------------------------------------------------ train
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def train_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         total, n = self._nll(batch, "train")
-        loss = total / max(n, 1)
-        self.examples_seen += n
-        self.train_loss.add(total, n)
-        if logs_this_step(self):
-            self._log_train("step")
-        return loss
+        self.pending.append((total.detach(), n))
+        return total / max(n, 1)
+
+    def record_train(self, pending: list[Any]) -> None:
+        totals, counts = zip(*pending, strict=True)
+        self.train_loss.add(torch.stack(totals).sum(), sum(counts))
+        self.examples_seen += sum(counts)
 
     # ------------------------------------------------------------------ eval
     def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:

@@ -128,20 +128,12 @@ class Word2VecTask(EmbeddingTask):
                 torch.embedding_renorm_(emb.weight, rows, emb.max_norm, emb.norm_type)
         # no gradients: the step only advances Lightning's counter (global_step, checkpoints)
         self.optimizers().step()
-        self._step_schedules("step")
+        for scheduler in self._schedulers("step"):
+            scheduler.step()
         if n:
             self.train_loss.add(torch.tensor(total, dtype=torch.float64), n)
         if logs_this_step(self):
             self._log_train("step")
-
-    def _step_schedules(self, interval: str) -> None:
-        for config in self.trainer.lr_scheduler_configs:
-            if config.interval == interval:
-                config.scheduler.step()
-
-    def on_train_epoch_end(self) -> None:
-        super().on_train_epoch_end()
-        self._step_schedules("epoch")
 
     def _eval_step(self, split: str, batch: dict[str, Any]) -> None:
         total, n = self._run(batch, _kernel().LOSS)

@@ -1,0 +1,100 @@
+"""Several training batches per Lightning step (data.batches_per_step): same updates, fewer steps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from embedlab.config import validate
+from embedlab.data.batching import GroupedBatches, batches_per_step, make_loader
+from embedlab.errors import ConfigError
+from embedlab.train import train
+
+
+def _last(run: Path) -> dict:
+    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+def test_grouped_steps_make_the_updates_of_one_batch_steps(make_cfg, tmp_path):
+    # 1200 texts, batches of 256: 5 batches an epoch; in groups of 3: 2 Lightning steps an epoch
+    runs = {}
+    for k in (1, 3):
+        cfg = make_cfg(f"data.batches_per_step={k}", "scheduler=linear")
+        cfg.paths.output_dir = str(tmp_path / f"k{k}")
+        runs[k] = (train(cfg), _last(tmp_path / f"k{k}"))
+    (m1, c1), (m3, c3) = runs[1], runs[3]
+    assert (c1["global_step"], c3["global_step"]) == (10, 4)
+    # bit for bit: the same batches, dropout draws, updates and learning rates, in order
+    assert c1["state_dict"].keys() == c3["state_dict"].keys()
+    for key, value in c1["state_dict"].items():
+        assert torch.equal(value, c3["state_dict"][key]), key
+    states = [c["optimizer_states"][0]["optimizers"] for c in (c1, c3)]
+    for one, grouped in zip(*states, strict=True):
+        for i, state in one["state"].items():
+            for name, value in state.items():
+                assert torch.equal(value, grouped["state"][i][name]), (i, name)
+        assert [g["lr"] for g in one["param_groups"]] == [g["lr"] for g in grouped["param_groups"]]
+    assert m1["test/acc"] == m3["test/acc"]
+    assert m1["train_examples"] == m3["train_examples"] == 2 * 1200
+    logged = [json.loads((tmp_path / f"k{k}" / "metrics.json").read_text()) for k in (1, 3)]
+    assert logged[0]["train/loss_epoch"] == pytest.approx(logged[1]["train/loss_epoch"], rel=1e-6)
+
+
+def test_grouped_loader_holds_the_one_batch_loader_batches(make_cfg):
+    from embedlab.tasks import TASKS
+
+    cfg = validate(make_cfg("data.batches_per_step=3"))
+    dm, _ = TASKS.get(cfg.task.name).setup(cfg)
+    grouped = make_loader(dm._dataset("train"), cfg.data, True, cfg.seed)
+    cfg.data.batches_per_step = 1
+    single = list(make_loader(dm._dataset("train"), cfg.data, True, cfg.seed))
+    items = list(grouped)
+    assert isinstance(grouped.dataset, GroupedBatches)
+    assert [len(item) for item in items] == [3, 2]
+    flat = [batch for item in items for batch in item]
+    assert len(flat) == len(single) == 5
+    for a, b in zip(flat, single, strict=True):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert batches_per_step(grouped) == 2.5  # 5 updates in 2 steps: the schedule's length
+    assert batches_per_step(make_loader(dm._dataset("train"), cfg.data, True, cfg.seed)) == 1.0
+
+
+def test_defaults_and_where_one_batch_a_step_is_required(make_cfg):
+    assert validate(make_cfg()).data.batches_per_step == 32  # model=boe
+    assert validate(make_cfg("model=cnn")).data.batches_per_step == 1
+    # defaults step back to one batch where a step must be one backward
+    assert validate(make_cfg("trainer=ddp")).data.batches_per_step == 1
+    assert validate(make_cfg("trainer.accumulate_grad_batches=2")).data.batches_per_step == 1
+    rows = ["task=lm", "data=synthetic_lm", "model=lstm_lm", "data.chunking=rows"]
+    assert validate(make_cfg(*rows)).data.batches_per_step == 1
+    with pytest.raises(ConfigError) as err:
+        validate(make_cfg("trainer.accumulate_grad_batches=2", "data.batches_per_step=4"))
+    problems = str(err.value).splitlines()[1:]
+    assert problems == [
+        "  - data.batches_per_step: 4 is not possible here: trainer.accumulate_grad_batches "
+        "accumulates over steps; set 1"
+    ]
+    with pytest.raises(ConfigError, match=r"data\.batches_per_step: must be >= 1, got 0"):
+        validate(make_cfg("data.batches_per_step=0"))
+
+
+def test_grouped_lm_steps_clip_every_update_as_lightning_does(make_cfg, tmp_path):
+    # the transformer LM with gradient clipping (experiment=lm_default's 1.0), which Lightning
+    # applies itself with one batch a step and the task applies with several
+    tiny = ["experiment=lm_default", "data.num_train=200", "data.num_val=20", "data.num_test=20",
+            "data.block_size=16", "model.num_layers=1", "model.max_positions=16",
+            "trainer.max_epochs=1", "trainer.val_check_interval=1.0", "trainer.gradient_clip_val=0.05"]  # fmt: skip
+    weights = {}
+    for k in (1, 4):
+        cfg = make_cfg(*tiny, f"data.batches_per_step={k}")
+        cfg.paths.output_dir = str(tmp_path / f"k{k}")
+        metrics = train(cfg)
+        weights[k] = (_last(tmp_path / f"k{k}")["state_dict"], metrics)
+    (w1, m1), (w4, m4) = weights[1], weights[4]
+    assert m4["global_steps"] < m1["global_steps"]
+    for key, value in w1.items():
+        assert torch.equal(value, w4[key]), key
+    assert m1["test/ppl"] == m4["test/ppl"]
