@@ -239,7 +239,15 @@ MODELS.register("transformer", TransformerConfig, check=_transformer_problems)(
     ModelSpec(_build_transformer, "padded", bag_embedding=False, defaults=_SEQUENCE_DEFAULTS)
 )
 MODELS.register("transformer_lm", TransformerLMConfig, check=_transformer_lm_problems)(
-    ModelSpec(_build_transformer_lm, "causal", bag_embedding=False, defaults=_SEQUENCE_DEFAULTS)
+    # 8 batches a Lightning step: Lightning's fixed cost per step was 12% of a training second
+    # (experiment=lm_default, scripts/bench_lightning_overhead.py); rows of a recurrent
+    # state or streaming keep 1 (config.one_batch_per_step)
+    ModelSpec(
+        _build_transformer_lm,
+        "causal",
+        bag_embedding=False,
+        defaults={**_SEQUENCE_DEFAULTS, "data.batches_per_step": 8},
+    )
 )
 
 
