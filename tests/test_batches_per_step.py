@@ -98,3 +98,38 @@ def test_grouped_lm_steps_clip_every_update_as_lightning_does(make_cfg, tmp_path
     for key, value in w1.items():
         assert torch.equal(value, w4[key]), key
     assert m1["test/ppl"] == m4["test/ppl"]
+
+
+@pytest.mark.parametrize(
+    ("devices", "accelerator", "count"),
+    [(1, "cpu", 1), (2, "cpu", 2), ("2", "cpu", 2), ("0,1", "gpu", 2), ([0, 1], "gpu", 2),
+     ("auto", "cpu", 1), (-1, "cpu", 1)],
+)  # fmt: skip
+def test_device_count_reads_every_form_of_trainer_devices(devices, accelerator, count):
+    from omegaconf import OmegaConf
+
+    from embedlab.config import _device_count
+
+    trainer = OmegaConf.create({"devices": devices, "accelerator": accelerator})
+    assert _device_count(trainer) == count
+
+
+def test_several_devices_step_one_batch_at_a_time(make_cfg):
+    cfg = validate(make_cfg("trainer.devices=2", "trainer.accelerator=cpu"))
+    assert cfg.data.batches_per_step == 1
+    with pytest.raises(ConfigError, match="DDP reduces the gradients of one backward per step"):
+        validate(make_cfg("trainer.devices=2", "data.batches_per_step=2"))
+
+
+def test_a_grouped_task_refuses_to_fit_under_several_processes(make_cfg):
+    from types import SimpleNamespace
+
+    from embedlab.tasks import TASKS
+
+    cfg = validate(make_cfg("data.batches_per_step=2"))
+    _, module = TASKS.get(cfg.task.name).setup(cfg)
+    module._trainer = SimpleNamespace(world_size=2)  # what DDP over 2 GPUs chosen by "auto" gives
+    with pytest.raises(ConfigError, match="not possible with 2 processes"):
+        module.on_fit_start()
+    module._trainer = SimpleNamespace(world_size=1)
+    module.on_fit_start()

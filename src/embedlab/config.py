@@ -336,19 +336,31 @@ def one_batch_per_step(cfg: DictConfig) -> str | None:
         return "data.chunking=rows carries a recurrent state from batch to batch"
     if data.get("streaming"):
         return "data.streaming=true batches in the loader workers"
-    devices = t.get("devices")
-    if isinstance(devices, str) and devices.strip().isdigit():
-        devices = int(devices)
-    several = (
-        len(devices) > 1 if OmegaConf.is_list(devices) else isinstance(devices, int) and devices > 1
-    )
-    if "ddp" in str(t.get("strategy")) or several or (t.get("num_nodes") or 1) > 1:
+    if "ddp" in str(t.get("strategy")) or _device_count(t) > 1 or (t.get("num_nodes") or 1) > 1:
         return "DDP reduces the gradients of one backward per step"
     if (t.get("accumulate_grad_batches") or 1) > 1:
         return "trainer.accumulate_grad_batches accumulates over steps"
     if str(t.get("precision")) in ("16-mixed", "16"):
         return f"trainer.precision={t.get('precision')} scales the loss of one backward per step"
     return None
+
+
+def _device_count(trainer: Any) -> int:
+    """How many devices (processes) ``trainer.devices`` asks for; "auto" and -1 count the GPUs
+    of this machine unless the accelerator is the CPU."""
+    devices = trainer.get("devices")
+    if OmegaConf.is_list(devices):
+        return len(devices)
+    text = str(devices).strip()
+    if text in ("auto", "-1"):
+        if str(trainer.get("accelerator")) == "cpu":
+            return 1
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 1
+    if "," in text:  # "0,1": device ids
+        return len([d for d in text.split(",") if d.strip()])
+    return int(text) if text.isdigit() else 1
 
 
 def apply_model_defaults(cfg: DictConfig) -> DictConfig:

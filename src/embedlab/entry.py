@@ -4,7 +4,7 @@ Lightning imports torchmetrics whole, and torchmetrics imports at module level e
 package it finds installed, for metrics no embedlab run computes: ``scipy.signal`` (its audio
 metrics, 0.64 s), ``transformers`` (BERTScore and InfoLM, 0.67 s with the ``hf`` extra) and
 ``matplotlib.pyplot`` (``Metric.plot``, 0.26 s). Measured with ``python -X importtime``, 2
-cores: ``import embedlab.train`` took 4.4-4.65 s, 2.5 s without them, of a 4.5 s start-up to
+cores: ``import embedlab.train`` took 4.4-4.65 s, 2.3-2.4 s without them, of a 4.5 s start-up to
 the first training step (issue 9's target: 4 s). :func:`import_lightning` imports Lightning
 while torchmetrics' availability checks (lightning_utilities' ``package_available`` and
 ``RequirementCache``) answer "not installed" for those three packages only, so torchmetrics

@@ -16,6 +16,7 @@ from typing import Any
 import lightning as L
 from torch import nn
 
+from embedlab.errors import ConfigError
 from embedlab.tasks.training_log import WindowSums, logs_this_step
 from embedlab.training.optim import build_optimization
 
@@ -55,6 +56,17 @@ class EmbeddingTask(L.LightningModule):
         # clipped here under manual optimization (trainer.gradient_clip_val, which Lightning
         # applies itself to automatic optimization only)
         self.clip_val = gradient_clip_val if batches_per_step > 1 else None
+
+    def on_fit_start(self) -> None:
+        if self.batches_per_step > 1 and self.trainer.world_size > 1:
+            # config.one_batch_per_step refuses what it can see; this is what it cannot
+            raise ConfigError(
+                [
+                    f"data.batches_per_step: {self.batches_per_step} is not possible with "
+                    f"{self.trainer.world_size} processes (DDP reduces the gradients of one "
+                    "backward per step); set 1"
+                ]
+            )
 
     def other_tables(self) -> list[nn.Module]:
         """Embedding tables beside ``embedding`` that get their own (sparse) parameter group."""
