@@ -180,7 +180,12 @@ class EmbeddingDrift(_EmbeddingCallback):
 
 
 class EmbeddingHistograms(_EmbeddingCallback):
-    """Row-norm and gradient-row-norm histograms every ``every_n_steps`` optimizer steps."""
+    """Row-norm and gradient-row-norm histograms every ``every_n_steps`` optimizer steps and at
+    the end of every training epoch (the gradient of its last update).
+
+    The epoch's end gives every run its curve over epochs, however few Lightning steps an epoch
+    has (``data.batches_per_step`` makes an epoch of MR two steps for the bag model).
+    """
 
     def __init__(
         self, every_n_steps: int = 100, row_norms: bool = True, grad_norms: bool = True
@@ -192,12 +197,15 @@ class EmbeddingHistograms(_EmbeddingCallback):
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any
     ) -> None:
+        if trainer.global_step % self.every_n_steps == 0:
+            self._log(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log(trainer, pl_module)
+
+    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step = trainer.global_step
-        if (
-            step % self.every_n_steps
-            or step == self._last_step
-            or not self._ready(trainer, pl_module)
-        ):
+        if step == self._last_step or not self._ready(trainer, pl_module):
             return
         self._last_step = step
         writer = writer_of(trainer.loggers)
