@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from embedlab import sweep
 from embedlab.config import to_flat_dict, validate
 from embedlab.paths import config_dir
-from embedlab.utils import release_free_memory
+from embedlab.utils import release_free_memory, reuse_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     )
 
     release_free_memory()  # what reading and tokenizing the data freed
+    reuse_freed_memory()  # then keep what training frees for its next allocations
     if cfg.train:
         # checkpoints are unpickled with weights_only (read_checkpoint vetted ckpt_path above)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)

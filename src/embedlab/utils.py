@@ -54,6 +54,21 @@ def process_age() -> float | None:
         return None
 
 
+def _glibc() -> object | None:
+    """glibc as a ctypes library, or None (another platform or C library, e.g. musl)."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim, libc.mallopt  # noqa: B018 (glibc has both)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
 def release_free_memory() -> None:
     """Hand the C heap's free pages back to the OS (glibc's ``malloc_trim``; a no-op elsewhere).
 
@@ -61,13 +76,25 @@ def release_free_memory() -> None:
     table, 313 MB of freed heap stayed resident through training (RSS 1539 -> 1226 MB when
     trimmed, ``python scripts/bench_fasttext.py --datasets synthetic``).
     """
-    import ctypes
-    import sys
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # musl and other C libraries have no malloc_trim
-        return
-    trim(0)
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+
+
+def reuse_freed_memory(mmap_below: int = 32 << 20, trim_above: int = 128 << 20) -> None:
+    """Serve training's temporaries from freed heap instead of fresh pages (glibc's ``mallopt``).
+
+    A bag update allocates and frees several (tokens x dim) temporaries, 3.7 MB each on MR;
+    glibc gave each a fresh mapping or trimmed the heap top after it, so every update paid the
+    page faults again. Allocations under ``mmap_below`` now come from the heap, which keeps up
+    to ``trim_above`` free at its top: a 256-text MR update took 2.20-2.87 ms instead of
+    2.64-3.31 ms (best of 12 epochs, three process pairs, 2 threads). Allocations above 32 MB
+    (tables, checkpoints' buffers) are still mapped and unmapped on their own.
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(M_MMAP_THRESHOLD, mmap_below)
+        libc.mallopt(M_TRIM_THRESHOLD, trim_above)
