@@ -66,8 +66,10 @@ def plain_side(cfg: DictConfig) -> tuple[float, int]:
     from embedlab.data.batching import batches_per_step
     from embedlab.tasks import TASKS
     from embedlab.training.optim import build_optimizer, build_scheduler, param_groups
+    from embedlab.utils import reuse_freed_memory
 
     validate(cfg)
+    reuse_freed_memory()  # as train() does before fitting
     torch.manual_seed(cfg.seed)
     datamodule, module = TASKS.get(cfg.task.name).setup(cfg)
     groups = param_groups(module.model, cfg.optimizer, module.embedding, module.embedding_lr)
