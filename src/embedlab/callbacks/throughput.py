@@ -22,6 +22,7 @@ class Throughput(L.Callback):
         self._epoch_seconds = 0.0
         self._seen_at_start = 0
         self._start: float | None = None
+        self._resume = False  # restart the clock at the next training batch
 
     def _pause(self) -> None:
         if self._start is not None:
@@ -42,21 +43,27 @@ class Throughput(L.Callback):
             from embedlab.utils import process_age
 
             self.startup_seconds = process_age()
+        if self._resume:
+            self._resume = False
+            self._start = time.perf_counter()
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._pause()
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # resume only for validation in the middle of an epoch (val_check_interval < 1)
-        if (
+        # resume only for validation in the middle of an epoch (val_check_interval < 1), and
+        # only at the next training batch: the checkpoint written after this validation (the
+        # checkpoint callbacks run after this one) is no more training than the one written
+        # after an epoch's last validation
+        self._resume = (
             trainer.state.fn == "fit"
             and not trainer.sanity_checking
             and not trainer.fit_loop.epoch_loop.done
-        ):
-            self._start = time.perf_counter()
+        )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._pause()
+        self._resume = False
         seen = getattr(pl_module, "examples_seen", 0) - self._seen_at_start
         self.examples += seen
         rate = seen / self._epoch_seconds if self._epoch_seconds > 0 else 0.0
