@@ -73,12 +73,6 @@ class EmbeddingTask(L.LightningModule):
         return []
 
     def configure_optimizers(self) -> Any:
-        updates = 1.0
-        if not self.automatic_optimization and self._trainer is not None:
-            from embedlab.data.batching import batches_per_step
-
-            self.trainer.estimated_stepping_batches  # noqa: B018 (sets up the train loader)
-            updates = batches_per_step(self.trainer.train_dataloader)
         return build_optimization(
             self.model,
             self.embedding,
@@ -88,7 +82,6 @@ class EmbeddingTask(L.LightningModule):
             embedding_lr=self.embedding_lr,
             unfreeze_later=self.unfreeze_later,
             other_tables=self.other_tables(),
-            updates_per_step=updates,
         )
 
     def train_batch(self, batch: Any) -> Any:
@@ -154,6 +147,12 @@ class EmbeddingTask(L.LightningModule):
     def _schedulers(self, interval: str) -> list[Any]:
         return [c.scheduler for c in self.trainer.lr_scheduler_configs if c.interval == interval]
 
+    def step_schedules(self, interval: str) -> None:
+        """Step the ``interval`` ("step" or "epoch") schedules: under manual optimization
+        Lightning steps none of them."""
+        for scheduler in self._schedulers(interval):
+            scheduler.step()
+
     def _constrain(self) -> None:
         constrain = getattr(self.model, "apply_constraints", None)
         if constrain is not None:
@@ -184,9 +183,8 @@ class EmbeddingTask(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_train("epoch")
-        if not self.automatic_optimization:  # Lightning steps no schedule then
-            for scheduler in self._schedulers("epoch"):
-                scheduler.step()
+        if not self.automatic_optimization:
+            self.step_schedules("epoch")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # self-contained checkpoints: resolved config, tokenizer, vocabulary, label names

@@ -128,8 +128,7 @@ class Word2VecTask(EmbeddingTask):
                 torch.embedding_renorm_(emb.weight, rows, emb.max_norm, emb.norm_type)
         # no gradients: the step only advances Lightning's counter (global_step, checkpoints)
         self.optimizers().step()
-        for scheduler in self._schedulers("step"):
-            scheduler.step()
+        self.step_schedules("step")
         if n:
             self.train_loss.add(torch.tensor(total, dtype=torch.float64), n)
         if logs_this_step(self):

@@ -469,13 +469,12 @@ def build_optimization(
     embedding_lr: float | None = None,
     unfreeze_later: bool = False,
     other_tables: Sequence[nn.Module] = (),
-    updates_per_step: float = 1.0,
 ) -> Any:
     """What a task's ``configure_optimizers`` returns: parameter groups, optimizer, schedule.
 
     A frozen table that a callback unfreezes later joins the optimizer up front; the
-    schedule's length comes from ``trainer`` (optimizer updates: Lightning's steps times
-    ``updates_per_step``, the batches a step trains; or epochs with ``interval: epoch``).
+    schedule's length comes from ``trainer`` (optimizer updates: Lightning's steps times the
+    batches a step trains, ``data.batches_per_step``; or epochs with ``interval: epoch``).
     """
     groups = param_groups(
         model, optimizer_cfg, embedding, embedding_lr, unfreeze_later, other_tables
@@ -485,9 +484,13 @@ def build_optimization(
     clipped = bool(getattr(trainer, "gradient_clip_val", None))
     optimizer = build_optimizer(groups, optimizer_cfg, fused=not (scaled and clipped))
     step = scheduler_cfg.interval == "step"
-    total = (
-        round(trainer.estimated_stepping_batches * updates_per_step) if step else trainer.max_epochs
-    )
+    if step:
+        from embedlab.data.batching import batches_per_step
+
+        steps = trainer.estimated_stepping_batches  # (sets up the train loader)
+        total = round(steps * batches_per_step(getattr(trainer, "train_dataloader", None)))
+    else:
+        total = trainer.max_epochs
     time_spent = _time_spent(trainer) if scheduler_cfg.get("over") == "time" else None
     scheduler = build_scheduler(optimizer, scheduler_cfg, int(total), time_spent)
     if scheduler is None:
