@@ -212,7 +212,11 @@ class EmbeddingHistograms(_EmbeddingCallback):
         for name, weight in _tables(pl_module).items():
             if self.row_norms:
                 writer.add_histogram(f"{name}/row_norm", row_norms(weight), step)
-            if self.grad_norms and weight.grad is not None:  # a static table has none
-                norms = grad_row_norms(weight.grad)
+            grad = weight.grad
+            fused = getattr(getattr(pl_module, "embedding", None), "last_gradient", None)
+            if grad is None and fused is not None and weight is pl_module.embedding.weight:
+                grad = fused.to_sparse(weight.shape)  # updated in its backward (no .grad)
+            if self.grad_norms and grad is not None:  # a static table has none
+                norms = grad_row_norms(grad)
                 if norms.numel():
                     writer.add_histogram(f"{name}/grad_row_norm", norms, step)

@@ -9,15 +9,58 @@ forward is torch's own ``embedding_bag``. Everything else (dense gradients, ``mo
 ``max_norm``, ``scale_grad_by_freq``, 2-D inputs, trainable ``per_sample_weights``) takes
 torch's path unchanged. The gradient is the same sparse COO tensor (uncoalesced, one row per
 token), so optimizers, gradient accumulation and DDP see what they saw before.
+
+Fused update: where an optimizer takes the table's gradient in its compact form (the bag
+gradients, :class:`BagGradient`; row-wise Adagrad does, see
+:func:`embedlab.training.optim.fuse_table_update`), the backward hands it to
+``BagEmbedding.fused_update``, which updates the table in place, and the table gets no
+``.grad`` (as FBGEMM's embedding tables with a fused optimizer). The (tokens x dim) gradient
+is then never built: it was read and written five times per update and was half of a MR
+step. ``BagEmbedding.last_gradient`` keeps the latest one for callbacks (gradient histograms).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+@dataclass
+class BagGradient:
+    """The gradient of a sum/mean bag's table, compactly: the bags' output gradients and
+    which token of which bag looked up which row (what the backward's sparse tensor is made of).
+
+    ``lengths``: tokens per bag; ``scale``: (B, 1) 1/size of mean bags, else None;
+    ``weights``: per-token weights or None; ``keep``: False for padding tokens (no gradient),
+    or None when there are none.
+    """
+
+    grad: torch.Tensor  # (B, D) gradient of the bags' outputs
+    ids: torch.Tensor  # (T,) the rows looked up, bag after bag
+    lengths: torch.Tensor  # (B,)
+    weights: torch.Tensor | None
+    scale: torch.Tensor | None
+    keep: torch.Tensor | None
+
+    def to_sparse(self, shape: torch.Size) -> torch.Tensor:
+        """The table's gradient as torch's sparse backward makes it: uncoalesced COO, a row a token."""
+        grad = self.grad if self.scale is None else self.grad * self.scale
+        bag_of = torch.repeat_interleave(
+            torch.arange(grad.shape[0], device=self.ids.device), self.lengths
+        )
+        values = grad.index_select(0, bag_of)  # (T, D): each token gets its bag's gradient
+        if self.weights is not None:
+            values.mul_(self.weights.unsqueeze(1))
+        rows = self.ids
+        if self.keep is not None:  # padding tokens get no gradient
+            where = self.keep.nonzero().squeeze(1)
+            rows, values = rows.index_select(0, where), values.index_select(0, where)
+        return torch.sparse_coo_tensor(rows.unsqueeze(0), values, shape, check_invariants=False)
 
 
 class _SparseBag(torch.autograd.Function):
@@ -30,6 +73,7 @@ class _SparseBag(torch.autograd.Function):
         per_sample_weights: torch.Tensor | None,
         mode: str,
         padding_idx: int | None,
+        owner: BagEmbedding,
     ) -> torch.Tensor:
         lengths = torch.diff(offsets, append=offsets.new_tensor([ids.numel()]))  # tokens per bag
         sizes, keep = lengths, None
@@ -56,31 +100,29 @@ class _SparseBag(torch.autograd.Function):
             scale = sizes.clamp(min=1).to(out.dtype).reciprocal_().unsqueeze(1)
             out = out.mul_(scale)
         ctx.save_for_backward(ids, lengths, per_sample_weights, scale, keep)
-        ctx.shape = weight.shape
+        ctx.shape, ctx.owner, ctx.update = weight.shape, owner, owner.fused_update
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
         ids, lengths, weights, scale, keep = ctx.saved_tensors
-        if scale is not None:
-            grad = grad * scale
-        bag_of = torch.repeat_interleave(torch.arange(grad.shape[0], device=ids.device), lengths)
-        values = grad.index_select(0, bag_of)  # (T, D): each token gets its bag's gradient
-        if weights is not None:
-            values.mul_(weights.unsqueeze(1))
-        rows = ids
-        if keep is not None:  # padding tokens get no gradient
-            where = keep.nonzero().squeeze(1)
-            rows, values = ids.index_select(0, where), values.index_select(0, where)
-        table_grad = torch.sparse_coo_tensor(
-            rows.unsqueeze(0), values, ctx.shape, check_invariants=False
-        )
-        return table_grad, None, None, None, None, None
+        bag = BagGradient(grad, ids, lengths, weights, scale, keep)
+        if ctx.update is None:
+            table_grad = bag.to_sparse(ctx.shape)
+        else:  # the optimizer updates the table now; no .grad
+            ctx.owner.last_gradient = bag
+            ctx.update(ctx.owner.weight, bag)
+            table_grad = None
+        return table_grad, None, None, None, None, None, None
 
 
 class BagEmbedding(nn.EmbeddingBag):
     """``nn.EmbeddingBag`` (same parameters, state dict and forward) with a faster sparse
     backward for sum/mean bags of flat ids + offsets (module docstring)."""
+
+    # set by fuse_table_update for a training run: updates the table from a BagGradient
+    fused_update: Callable[[torch.Tensor, BagGradient], None] | None = None
+    last_gradient: BagGradient | None = None  # the latest fused backward's gradient
 
     def forward(  # type: ignore[override]
         self,
@@ -103,5 +145,5 @@ class BagEmbedding(nn.EmbeddingBag):
         if not fast:
             return super().forward(input, offsets, per_sample_weights)
         return _SparseBag.apply(
-            self.weight, input, offsets, per_sample_weights, self.mode, self.padding_idx
+            self.weight, input, offsets, per_sample_weights, self.mode, self.padding_idx, self
         )

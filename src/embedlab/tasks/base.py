@@ -18,7 +18,7 @@ from torch import nn
 
 from embedlab.errors import ConfigError
 from embedlab.tasks.training_log import WindowSums, logs_this_step
-from embedlab.training.optim import build_optimization
+from embedlab.training.optim import build_optimization, fuse_table_update, unfuse_table_update
 
 
 class EmbeddingTask(L.LightningModule):
@@ -67,6 +67,18 @@ class EmbeddingTask(L.LightningModule):
                     "backward per step); set 1"
                 ]
             )
+
+    def on_train_start(self) -> None:
+        # a sparse bag table's row-wise Adagrad updates it inside the backward, from the bag
+        # gradients (optimizer.fuse_table_update; where nothing needs the table's .grad)
+        if self.optimizer_cfg.get("fuse_table_update", True):
+            fuse_table_update(self.trainer.optimizers[0], self.embedding, self.trainer)
+
+    def on_train_end(self) -> None:
+        unfuse_table_update(self.embedding)  # the module outlives the run's optimizer
+
+    def teardown(self, stage: str) -> None:
+        unfuse_table_update(self.embedding)  # also when training stopped on an error
 
     def other_tables(self) -> list[nn.Module]:
         """Embedding tables beside ``embedding`` that get their own (sparse) parameter group."""

@@ -115,6 +115,7 @@ class Word2VecTask(EmbeddingTask):
         return (0.0 if frozen else lrs.get("embedding", 0.0)), lrs["tables"]
 
     def on_train_start(self) -> None:
+        super().on_train_start()
         _kernel().set_threads(torch.get_num_threads())
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -157,6 +158,7 @@ class Word2VecTask(EmbeddingTask):
         self._eval_end("test")
 
     def on_train_end(self) -> None:
+        super().on_train_end()
         if self.export and self.trainer.is_global_zero and self.counts is not None:
             paths = export_vectors(
                 self.trainer.default_root_dir, self.vocab, self.embedding.weight, self.counts

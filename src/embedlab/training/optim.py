@@ -11,15 +11,19 @@ task that uses these builders gets it.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from embedlab.registry import Registry, check_kwargs
+
+if TYPE_CHECKING:
+    from embedlab.embeddings.bag import BagGradient
 
 
 def _optimizer_problems(cfg: Any) -> list[str]:
@@ -156,9 +160,10 @@ class RowWiseAdagrad(torch.optim.Optimizer):
     would, which skips a sort (coalescing took 0.7 ms of a 2.1 ms step). Dense gradients are
     treated row by row. Kept here because torch has no row-wise Adagrad: torch's ``Adagrad``
     on a sparse table keeps a per-weight state and was 1.8x slower a step (256 texts x 36
-    tokens x dim 100, 2 threads). A compiled two-pass loop for the sparse update (numba) was
-    measured and dropped: 2.08 vs 2.06 ms a MR step with 2 threads (torch's ops use both
-    cores), for 0.5-0.9 s and ~150 MB of import per process.
+    tokens x dim 100, 2 threads). A compiled loop over that (tokens x dim) gradient (numba)
+    was measured and dropped: 2.08 vs 2.06 ms a MR step. What pays is not building it:
+    :meth:`bag_step` updates a bag table from its bag gradients inside the backward
+    (:func:`fuse_table_update`; the C kernel ``native/bag_update.c``).
     """
 
     def __init__(self, params: Any, lr: float = 0.1, eps: float = 1e-10) -> None:
@@ -172,24 +177,131 @@ class RowWiseAdagrad(torch.optim.Optimizer):
         for group in self.param_groups:
             lr, eps = group["lr"], group["eps"]
             for p in group["params"]:
-                if p.grad is None:
+                if p.grad is None:  # no gradient, or updated in its backward (bag_step)
                     continue
-                state = self.state[p]
-                if not state:
-                    state["sum"] = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
-                acc = state["sum"]
+                acc = self._sum(p)
                 grad = p.grad
                 if grad.is_sparse:
-                    rows, values = grad._indices()[0], grad._values().flatten(1)
-                    norms = torch.linalg.vector_norm(values, dim=1)
-                    acc.index_add_(0, rows, norms.square_().div_(values.shape[1]))
-                    scale = acc[rows].sqrt_().add_(eps).reciprocal_().mul_(-lr)
-                    p.view(p.shape[0], -1).index_add_(0, rows, values * scale.unsqueeze(1))
+                    self._sparse_update(p, grad, acc, lr, eps)
                 else:
                     acc.add_(grad.pow(2).reshape(p.shape[0], -1).mean(1))
                     denom = acc.sqrt().add_(eps).view(-1, *([1] * (p.dim() - 1)))
                     p.addcdiv_(grad, denom, value=-lr)
         return loss
+
+    @torch.no_grad()
+    def bag_step(self, p: torch.Tensor, bag: BagGradient) -> None:
+        """Update the table ``p`` now from its bag gradient (the fused update of
+        :func:`fuse_table_update`), as :meth:`step` would from ``bag.to_sparse()``: one compiled
+        pass (``optim_kernels.rowwise_adagrad_bag_step``) where it can, torch's ops elsewhere."""
+        group = next(g for g in self.param_groups if any(q is p for q in g["params"]))
+        lr, eps = group["lr"], group["eps"]
+        acc = self._sum(p)
+        grad = bag.grad if bag.scale is None else bag.grad * bag.scale
+        kernel = _bag_kernel(p.dtype)
+        tensors = (p, acc, grad, bag.weights if bag.weights is not None else p)
+        if not (
+            kernel is not None
+            and p.dim() == 2
+            and all(t.device.type == "cpu" and t.dtype == p.dtype for t in tensors)
+            and p.is_contiguous()
+            and bag.ids.dtype == bag.lengths.dtype == torch.int64
+        ):
+            self._sparse_update(p, bag.to_sparse(p.shape), acc, lr, eps)
+            return
+        grad = grad.contiguous()
+        sq = grad.square().mean(1)
+        ids, lengths = bag.ids.contiguous(), bag.lengths.contiguous()
+        weights = None if bag.weights is None else bag.weights.contiguous()
+        keep = None if bag.keep is None else bag.keep.contiguous()
+        kernel(
+            grad.shape[0],
+            grad.shape[1],
+            grad.data_ptr(),
+            sq.data_ptr(),
+            ids.data_ptr(),
+            lengths.data_ptr(),
+            None if weights is None else weights.data_ptr(),
+            None if keep is None else keep.data_ptr(),
+            p.data_ptr(),
+            acc.data_ptr(),
+            lr,
+            eps,
+        )
+
+    def _sum(self, p: torch.Tensor) -> torch.Tensor:
+        """The per-row squared-gradient sums of ``p`` (created at its first update)."""
+        state = self.state[p]
+        if not state:
+            state["sum"] = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
+        return state["sum"]
+
+    @staticmethod
+    def _sparse_update(
+        p: torch.Tensor, grad: torch.Tensor, acc: torch.Tensor, lr: float, eps: float
+    ) -> None:
+        rows, values = grad._indices()[0], grad._values().flatten(1)
+        norms = torch.linalg.vector_norm(values, dim=1)
+        acc.index_add_(0, rows, norms.square_().div_(values.shape[1]))
+        scale = acc[rows].sqrt_().add_(eps).reciprocal_().mul_(-lr)
+        p.view(p.shape[0], -1).index_add_(0, rows, values * scale.unsqueeze(1))
+
+
+@functools.cache
+def _bag_kernel(dtype: torch.dtype) -> Any:
+    """The C kernel of :meth:`RowWiseAdagrad.bag_step` for ``dtype`` (float32/64), or None."""
+    import ctypes
+
+    from embedlab.training import native
+
+    real = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
+    lib = native.load("bag_update") if dtype in real else None
+    if lib is None:
+        return None
+    suffix, scalar = real[dtype]
+    kernel = getattr(lib, f"bag_update_{suffix}")
+    kernel.argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 8 + [scalar] * 2
+    kernel.restype = None
+    return kernel
+
+
+def fuse_table_update(optimizer: torch.optim.Optimizer, embedding: Any, trainer: Any) -> bool:
+    """Let the row-wise Adagrad that trains ``embedding``'s sparse bag table update it inside
+    the backward, from the compact bag gradient (``BagEmbedding.fused_update``, the table then
+    gets no ``.grad``). The same update as :meth:`RowWiseAdagrad.step`'s, but not where
+    something must see the table's gradient before the step: gradient clipping (its norm),
+    gradient accumulation, fp16's loss scaling and DDP's reduction (several processes).
+    Whether it fused; :func:`unfuse_table_update` undoes it.
+    """
+    from embedlab.embeddings.bag import BagEmbedding
+
+    if not isinstance(embedding, BagEmbedding) or not embedding.sparse:
+        return False
+    if (
+        getattr(trainer, "gradient_clip_val", None)
+        or (getattr(trainer, "accumulate_grad_batches", 1) or 1) > 1
+        or str(getattr(trainer, "precision", "")) in ("16-mixed", "16")
+        or (getattr(trainer, "world_size", 1) or 1) > 1
+    ):
+        return False
+    members = getattr(optimizer, "optimizers", [optimizer])
+    weight = embedding.weight
+    for member in members:
+        if isinstance(member, RowWiseAdagrad) and any(
+            p is weight for g in member.param_groups for p in g["params"]
+        ):
+            if not weight.is_cpu or _bag_kernel(weight.dtype) is None:
+                return False  # the update it would make is torch's: no faster than .grad's
+            embedding.fused_update = member.bag_step
+            return True
+    return False
+
+
+def unfuse_table_update(embedding: Any) -> None:
+    """The table gets its gradient in ``.grad`` again (after a run's training)."""
+    if hasattr(embedding, "fused_update"):
+        embedding.fused_update = None
+        embedding.last_gradient = None
 
 
 def _sparse_adam(groups: list[dict], cfg: Any) -> torch.optim.Optimizer:

@@ -1,0 +1,40 @@
+/* Row-wise Adagrad applied to a bag table straight from its bag gradients (embedlab's fused
+ * table update, embedlab.training.optim.RowWiseAdagrad.bag_step).
+ *
+ * grad (n_bags x dim, row-major; mean bags' 1/size applied) and its rows' mean squares sq,
+ * ids (bag after bag, lengths[b] ids for bag b), per-token weights (NULL: 1) and keep (NULL:
+ * every token; 0: a padding token, no gradient). As RowWiseAdagrad's sparse step: every
+ * occurrence of a row first adds its mean(g^2) to the row's sum, then each occurrence updates
+ * the row with that sum: sum[r] += (w * |grad_b|)^2 / dim; table[r] -= lr * w * grad_b /
+ * (sqrt(sum[r]) + eps). One thread: the loop is bound by memory (two threads that each owned
+ * the rows r % 2 were slower). */
+#include <math.h>
+#include <stdint.h>
+
+#define BAG_UPDATE(NAME, T, SQRT)                                                           \
+  void NAME(int64_t n_bags, int64_t dim, const T *grad, const T *sq, const int64_t *ids,   \
+            const int64_t *lengths, const T *weights, const uint8_t *keep, T *table,       \
+            T *sum, T lr, T eps) {                                                          \
+    int64_t t = 0;                                                                          \
+    for (int64_t b = 0; b < n_bags; ++b) {                                                  \
+      for (int64_t i = 0; i < lengths[b]; ++i, ++t) {                                       \
+        if (keep && !keep[t]) continue;                                                     \
+        T w = weights ? weights[t] : (T)1;                                                  \
+        sum[ids[t]] += w * w * sq[b];                                                       \
+      }                                                                                     \
+    }                                                                                       \
+    t = 0;                                                                                  \
+    for (int64_t b = 0; b < n_bags; ++b) {                                                  \
+      const T *g = grad + b * dim;                                                          \
+      for (int64_t i = 0; i < lengths[b]; ++i, ++t) {                                       \
+        if (keep && !keep[t]) continue;                                                     \
+        int64_t r = ids[t];                                                                 \
+        T c = -lr / (SQRT(sum[r]) + eps) * (weights ? weights[t] : (T)1);                   \
+        T *row = table + r * dim;                                                           \
+        for (int64_t d = 0; d < dim; ++d) row[d] += g[d] * c;                               \
+      }                                                                                     \
+    }                                                                                       \
+  }
+
+BAG_UPDATE(bag_update_f32, float, sqrtf)
+BAG_UPDATE(bag_update_f64, double, sqrt)
