@@ -6,15 +6,17 @@ the shared data, else the embedded synthetic set) with row-wise Adagrad, same th
 
 - baseline: ``nn.EmbeddingBag`` (torch's sparse backward), ``nn.Dropout`` (``bernoulli_``) and
   the row-wise Adagrad update written as before this change (``dense.add_(sparse)``);
-- embedlab: ``BagEmbedding`` (sum kernel + one ``index_select`` backward), ``layers.Dropout``
-  (uniform draw), ``RowWiseAdagrad`` (``index_add_``) and torch's fused Adagrad for the
-  head, as ``build_optimizer`` makes them.
+- embedlab: ``BagEmbedding`` (sum kernel), ``layers.Dropout`` (uniform draw), the table's
+  row-wise Adagrad update made inside its backward from the bag gradients (the C kernel of
+  ``optimizer.fuse_table_update``; ``--no-fuse``: ``RowWiseAdagrad.step`` with ``index_add_``
+  on the sparse gradient) and torch's fused Adagrad for the head, as a run makes them.
 
 Printed: ms per step (forward + backward + update; the best of ``--repeats`` epochs) for
 both, and the ratio baseline / embedlab.
 
     python scripts/bench_bag_step.py                   # MR if ../shared/data exists
     python scripts/bench_bag_step.py --data synthetic --threads 1
+    python scripts/bench_bag_step.py --no-fuse          # embedlab's unfused update
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="mr", help="data config (mr needs ../shared/data)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-fuse", action="store_true", help="optimizer.fuse_table_update=false")
     args = parser.parse_args(argv)
     if args.data != "synthetic" and "EMBEDLAB_DATA_DIR" not in os.environ:
         shared = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -116,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             os.environ["EMBEDLAB_DATA_DIR"] = str(shared)
     torch.set_num_threads(args.threads)
-    from embedlab.training.optim import RowWiseAdagrad
+    from types import SimpleNamespace
+
+    from embedlab.training.optim import RowWiseAdagrad, fuse_table_update
 
     with tempfile.TemporaryDirectory(prefix="embedlab-bench-") as tmp:
         module, batches = load_batches(args.data, Path(tmp))
@@ -126,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     head = [p for n, p in model.named_parameters() if not n.startswith("embedding")]
     fast_opt = RowWiseAdagrad([model.embedding.weight], lr=lr)
     head_opt = torch.optim.Adagrad(head, lr=lr, fused=True)  # as build_optimizer's
+    fused = not args.no_fuse and fuse_table_update(fast_opt, model.embedding, SimpleNamespace())
 
     def fast_update() -> None:
         fast_opt.step()
@@ -150,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| path | ms / step |\n|---|---|")
     print(f"| torch stock (EmbeddingBag, Dropout, dense += sparse) | {base_ms:.2f} |")
-    print(f"| embedlab (BagEmbedding, layers.Dropout, index_add_, fused head) | {fast_ms:.2f} |")
+    update = "update in the backward" if fused else "index_add_"
+    print(f"| embedlab (BagEmbedding, layers.Dropout, {update}, fused head) | {fast_ms:.2f} |")
     print(f"speed-up: {base_ms / fast_ms:.2f}x")
     return 0
 

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -65,7 +66,12 @@ def plain_side(cfg: DictConfig) -> tuple[float, int]:
     from embedlab.config import validate
     from embedlab.data.batching import batches_per_step
     from embedlab.tasks import TASKS
-    from embedlab.training.optim import build_optimizer, build_scheduler, param_groups
+    from embedlab.training.optim import (
+        build_optimizer,
+        build_scheduler,
+        fuse_table_update,
+        param_groups,
+    )
     from embedlab.utils import reuse_freed_memory
 
     validate(cfg)
@@ -76,11 +82,13 @@ def plain_side(cfg: DictConfig) -> tuple[float, int]:
     loader = datamodule.train_dataloader()
     epochs = cfg.trainer.max_epochs
     optimizer = build_optimizer(groups, cfg.optimizer)
+    clip = cfg.trainer.gradient_clip_val
+    if cfg.optimizer.fuse_table_update:  # the table's update in its backward, as train() makes it
+        fuse_table_update(optimizer, module.embedding, SimpleNamespace(gradient_clip_val=clip))
     updates = round(epochs * len(loader) * batches_per_step(loader))
     schedule = build_scheduler(optimizer, cfg.scheduler, updates)
     scheduler = schedule["scheduler"] if schedule else None
     lm = cfg.task.name == "lm"
-    clip = cfg.trainer.gradient_clip_val
     module.train()
     samples, seconds = 0, 0.0
     for _ in range(epochs):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 import torch
 
-from embedlab.training.optim import RowWiseAdagrad
+from embedlab.training.optim import RowWiseAdagrad, fuse_table_update
 from tests.conftest import load_script
 
 
@@ -16,7 +16,8 @@ def bench() -> ModuleType:
     return load_script("bench_bag_step")
 
 
-def test_stock_and_embedlab_paths_make_the_same_update(bench, tmp_path, one_thread):
+@pytest.mark.parametrize("fuse", [False, True])
+def test_stock_and_embedlab_paths_make_the_same_update(bench, tmp_path, one_thread, fuse):
     module, batches = bench.load_batches("synthetic", tmp_path, ("data.num_train=300",))
     model = module.model
     for layer in model.head:  # no dropout: both sides then see the same activations
@@ -28,6 +29,8 @@ def test_stock_and_embedlab_paths_make_the_same_update(bench, tmp_path, one_thre
     before = model.embedding.weight.detach().clone()
     state = torch.zeros(model.embedding.num_embeddings)
     fast_opt = RowWiseAdagrad([model.embedding.weight], lr=0.1)
+    if fuse and not fuse_table_update(fast_opt, model.embedding, SimpleNamespace()):
+        pytest.skip("no C compiler: the table's update is not fused")
     for net, update in (
         (stock, lambda: bench.baseline_rowwise_adagrad(stock.embedding.weight, state, 0.1)),
         (model, fast_opt.step),
