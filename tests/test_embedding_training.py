@@ -128,7 +128,13 @@ def test_unfreeze_callback_is_wired_by_train_and_validated(make_cfg, tmp_path):
 def test_sparse_table_gets_sparse_grads_and_the_sparse_counterpart(make_cfg, optimizer, members):
     probe = Probe()
     module, trainer, before, head_changed = fit(
-        make_cfg(*SMALL, f"optimizer={optimizer}", "embedding.sparse=true", "embedding.lr=0.01"),
+        make_cfg(
+            *SMALL,
+            f"optimizer={optimizer}",
+            "embedding.sparse=true",
+            "embedding.lr=0.01",
+            "optimizer.fuse_table_update=false",  # the fused update: test_fused_table_update.py
+        ),
         1,
         probe,
     )
