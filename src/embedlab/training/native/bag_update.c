@@ -7,17 +7,29 @@
  * occurrence of a row first adds its mean(g^2) to the row's sum, then each occurrence updates
  * the row with that sum: sum[r] += (w * |grad_b|)^2 / dim; table[r] -= lr * w * grad_b /
  * (sqrt(sum[r]) + eps). One thread: the loop is bound by memory (two threads that each owned
- * the rows r % 2 were slower). */
+ * the rows r % 2, or half of each row, were slower). The rows AHEAD tokens on are prefetched:
+ * their order is random, so the hardware cannot guess them (1M-text table: 491 -> 398 us a
+ * batch of 8.2k ids, after the forward read them). */
 #include <math.h>
 #include <stdint.h>
+
+#define AHEAD 16
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(address) __builtin_prefetch((address), 1, 3)
+#else
+#define PREFETCH(address) ((void)0)
+#endif
 
 #define BAG_UPDATE(NAME, T, SQRT)                                                           \
   void NAME(int64_t n_bags, int64_t dim, const T *grad, const T *sq, const int64_t *ids,   \
             const int64_t *lengths, const T *weights, const uint8_t *keep, T *table,       \
             T *sum, T lr, T eps) {                                                          \
+    int64_t n_ids = 0;                                                                      \
+    for (int64_t b = 0; b < n_bags; ++b) n_ids += lengths[b];                               \
     int64_t t = 0;                                                                          \
     for (int64_t b = 0; b < n_bags; ++b) {                                                  \
       for (int64_t i = 0; i < lengths[b]; ++i, ++t) {                                       \
+        if (t + AHEAD < n_ids) PREFETCH(sum + ids[t + AHEAD]);                                \
         if (keep && !keep[t]) continue;                                                     \
         T w = weights ? weights[t] : (T)1;                                                  \
         sum[ids[t]] += w * w * sq[b];                                                       \
@@ -27,6 +39,11 @@
     for (int64_t b = 0; b < n_bags; ++b) {                                                  \
       const T *g = grad + b * dim;                                                          \
       for (int64_t i = 0; i < lengths[b]; ++i, ++t) {                                       \
+        if (t + AHEAD < n_ids) {                                                            \
+          const char *next = (const char *)(table + ids[t + AHEAD] * dim);                  \
+          for (int64_t at = 0; at < dim * (int64_t)sizeof(T); at += 64)                     \
+            PREFETCH(next + at);                                                            \
+        }                                                                                   \
         if (keep && !keep[t]) continue;                                                     \
         int64_t r = ids[t];                                                                 \
         T c = -lr / (SQRT(sum[r]) + eps) * (weights ? weights[t] : (T)1);                   \
