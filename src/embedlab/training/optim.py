@@ -193,40 +193,40 @@ class RowWiseAdagrad(torch.optim.Optimizer):
     def bag_step(self, p: torch.Tensor, bag: BagGradient) -> None:
         """Update the table ``p`` now from its bag gradient (the fused update of
         :func:`fuse_table_update`), as :meth:`step` would from ``bag.to_sparse()``: one compiled
-        pass (``optim_kernels.rowwise_adagrad_bag_step``) where it can, torch's ops elsewhere."""
+        pass (``native/bag_update.c``) where it can, torch's ops elsewhere."""
         group = next(g for g in self.param_groups if any(q is p for q in g["params"]))
-        lr, eps = group["lr"], group["eps"]
         acc = self._sum(p)
-        grad = bag.grad if bag.scale is None else bag.grad * bag.scale
         kernel = _bag_kernel(p.dtype)
-        tensors = (p, acc, grad, bag.weights if bag.weights is not None else p)
+        grad, scale, weights = bag.grad, bag.scale, bag.weights
         if not (
             kernel is not None
-            and p.dim() == 2
-            and all(t.device.type == "cpu" and t.dtype == p.dtype for t in tensors)
+            and p.is_cpu
             and p.is_contiguous()
+            and p.dim() == 2
+            and grad.dtype == p.dtype
+            and (scale is None or scale.dtype == p.dtype)
+            and (weights is None or weights.dtype == p.dtype)
             and bag.ids.dtype == bag.lengths.dtype == torch.int64
         ):
-            self._sparse_update(p, bag.to_sparse(p.shape), acc, lr, eps)
+            self._sparse_update(p, bag.to_sparse(p.shape), acc, group["lr"], group["eps"])
             return
-        grad = grad.contiguous()
-        sq = grad.square().mean(1)
-        ids, lengths = bag.ids.contiguous(), bag.lengths.contiguous()
-        weights = None if bag.weights is None else bag.weights.contiguous()
+        grad, ids, lengths = grad.contiguous(), bag.ids.contiguous(), bag.lengths.contiguous()
+        scale = None if scale is None else scale.contiguous()
+        weights = None if weights is None else weights.contiguous()
         keep = None if bag.keep is None else bag.keep.contiguous()
         kernel(
             grad.shape[0],
             grad.shape[1],
             grad.data_ptr(),
-            sq.data_ptr(),
+            None if scale is None else scale.data_ptr(),
             ids.data_ptr(),
             lengths.data_ptr(),
             None if weights is None else weights.data_ptr(),
             None if keep is None else keep.data_ptr(),
             p.data_ptr(),
             acc.data_ptr(),
-            lr,
-            eps,
+            group["lr"],
+            group["eps"],
         )
 
     def _sum(self, p: torch.Tensor) -> torch.Tensor:
