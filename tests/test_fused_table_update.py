@@ -4,6 +4,7 @@ from the bag gradients, by the C kernel compiled on first use (embedlab.training
 from __future__ import annotations
 
 import os
+from copy import deepcopy
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -68,6 +69,9 @@ def test_fused_update_is_the_step_from_the_sparse_gradient(mode, weighted, dtype
     torch.testing.assert_close(sums[1], sums[0], rtol=rtol, atol=rtol)
     moved = (plain.weight - start).abs().sum(1) > 0
     assert not moved[0] and moved[1:].sum() >= 20  # <pad> untouched, most rows trained
+    copy = deepcopy(fused)  # e.g. a callback's averaged model: trained by nothing of ours
+    assert copy.fused_update is None and copy.last_gradient is None
+    assert fused.fused_update is not None
     unfuse_table_update(fused)
     assert fused.fused_update is None and fused.last_gradient is None
 

@@ -124,6 +124,14 @@ class BagEmbedding(nn.EmbeddingBag):
     fused_update: Callable[[torch.Tensor, BagGradient], None] | None = None
     last_gradient: BagGradient | None = None  # the latest fused backward's gradient
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a copy (deepcopy, pickle) is not updated by this run's optimizer: that would update
+        # the original's table (or a copy of it) from the copy's backward
+        state = self.__dict__.copy()
+        state.pop("fused_update", None)
+        state.pop("last_gradient", None)
+        return state
+
     def forward(  # type: ignore[override]
         self,
         input: torch.Tensor,
