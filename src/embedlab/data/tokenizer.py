@@ -349,15 +349,23 @@ class NgramVocab:
         return ng
 
     def tokens(self, vocab: list[str]) -> list[str]:
-        """Readable names of the n-gram ids in id order, e.g. ``not_good``."""
+        """Readable names of the n-gram ids in id order, e.g. ``not_good``.
+
+        The words of every key are split off for all keys at once (numpy): a divmod per word
+        of each key in Python took 1.1 s of a 1M-text run's start-up (830k bigrams)."""
         out = [""] * len(self)
+        names = np.asarray(vocab, dtype=object)
         for order, keys in self.keys.items():
-            for key, idx in zip(keys.tolist(), self.ids[order].tolist(), strict=True):
-                parts = []
-                for _ in range(order):
-                    key, rem = divmod(key, self.vocab_size)
-                    parts.append(vocab[rem])
-                out[idx - self.vocab_size] = "_".join(reversed(parts))
+            words = []  # the words of every key, last first
+            rest = keys.astype(np.int64)
+            for _ in range(order):
+                rest, word = np.divmod(rest, self.vocab_size)
+                words.append(names[word])
+            joined = words[-1]
+            for part in reversed(words[:-1]):
+                joined = joined + "_" + part
+            for idx, name in zip((self.ids[order] - self.vocab_size).tolist(), joined, strict=True):
+                out[idx] = name
         return out
 
     def transform(self, split: EncodedSplit) -> EncodedSplit:
