@@ -11,7 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 from embedlab.config import TokenizerConfig
-from embedlab.data.cache import cache_key, tokenize_splits
+from embedlab.data.cache import cache_key, ngram_splits, tokenize_splits
 from embedlab.data.datamodule import ClassificationDataModule
 from embedlab.data.tokenizer import NgramVocab, build_tokenizer, encode, tensor_to_list
 from embedlab.data.types import TextDataset, TextSplit
@@ -30,8 +30,8 @@ TEXTS = ["the cat sat", "a dog ran far", "the dog sat down", "cats and dogs"]
 def test_second_run_hits_the_cache_and_gives_identical_arrays(tmp_path, caplog):
     tok_cfg = OmegaConf.structured(TokenizerConfig)
     with caplog.at_level(logging.INFO, logger="embedlab.data.cache"):
-        tok1, enc1, status1 = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
-        tok2, enc2, status2 = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
+        tok1, enc1, status1, _ = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
+        tok2, enc2, status2, _ = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
     assert (status1, status2) == ("miss", "hit")
     assert "tokenized cache hit" in caplog.text and "tokenized and cached" in caplog.text
     assert tok1.get_vocab() == tok2.get_vocab()
@@ -63,12 +63,12 @@ def test_key_changes_with_texts_labels_tokenizer_and_max_len():
 
 def test_cache_off_and_a_broken_entry_is_rebuilt(tmp_path):
     tok_cfg = OmegaConf.structured(TokenizerConfig)
-    *_, status = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path, enabled=False)
-    assert status == "off" and not (tmp_path / "tokenized").exists()
+    *_, status, entry = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path, enabled=False)
+    assert status == "off" and entry is None and not (tmp_path / "tokenized").exists()
     tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
     entry = next((tmp_path / "tokenized").iterdir())
     (entry / "train.ids.npy").write_bytes(b"garbage")
-    _, enc, status = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
+    _, enc, status, _ = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
     assert status == "hit" or status == "miss"
     assert enc["train"].ids.numel() == 14
 
@@ -167,11 +167,11 @@ def _entry(tmp_path: Path) -> Path:
 def test_an_altered_entry_is_detected_logged_and_rebuilt(tmp_path, caplog):
     """Labels reordered in place still load as arrays: the checksum catches it."""
     tok_cfg = OmegaConf.structured(TokenizerConfig)
-    _, first, _ = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
+    _, first, *_ = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
     labels = _entry(tmp_path) / "train.labels.npy"
     np.save(labels, np.load(labels)[::-1].copy())
     with caplog.at_level(logging.WARNING, logger="embedlab.data.cache"):
-        _, again, status = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
+        _, again, status, _ = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
     assert status == "miss" and "does not verify" in caplog.text
     assert str(_entry(tmp_path)) in caplog.text  # names the entry
     assert torch.equal(again["train"].labels, first["train"].labels)
@@ -191,7 +191,7 @@ def test_ids_outside_the_vocabulary_are_refused_even_with_a_matching_manifest(tm
     meta["splits"]["train"]["arrays"]["train.ids.npy"] = manifest({"x": ids})["x"]
     (entry / "meta.json").write_text(json.dumps(meta))
     with caplog.at_level(logging.WARNING, logger="embedlab.data.cache"):
-        _, enc, status = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
+        _, enc, status, _ = tokenize_splits(_dataset(TEXTS), tok_cfg, None, tmp_path)
     assert status == "miss" and "token ids outside" in caplog.text
     assert int(enc["train"].ids.max()) < 20
 
@@ -228,3 +228,65 @@ def test_a_vector_cache_entry_of_the_wrong_shape_is_rebuilt(tmp_path, caplog):
     assert again["stats"]["cached"] is False and "ignoring vector cache" in caplog.text
     assert torch.equal(again["vectors"], first["vectors"])
     assert load_aligned(vec, ["cat", "dog", "emu"], cache_dir=tmp_path / "c")["stats"]["cached"]
+
+
+NGRAM_TEXTS = TEXTS * 3 + TEXTS[:1]  # "the cat sat" 4 times, the others 3
+
+
+def _ngram_run(tmp_path: Path, min_freq: int = 1) -> tuple[NgramVocab, dict, Path]:
+    tok_cfg = OmegaConf.structured(TokenizerConfig)
+    tok, enc, _, entry = tokenize_splits(_dataset(NGRAM_TEXTS), tok_cfg, None, tmp_path)
+    vocab = tok.get_vocab_size(with_added_tokens=True)
+    ngrams, out = ngram_splits(enc, vocab, 3, min_freq, None, entry)
+    return ngrams, out, entry
+
+
+def _same_ngrams(a: tuple[NgramVocab, dict], b: tuple[NgramVocab, dict]) -> None:
+    assert a[0].to_dict().keys() == b[0].to_dict().keys()
+    for part in ("keys", "ids"):
+        for order, values in a[0].to_dict()[part].items():
+            assert torch.equal(values, b[0].to_dict()[part][order])
+    assert a[1].keys() == b[1].keys()
+    for name, split in a[1].items():
+        other = b[1][name]
+        assert torch.equal(split.ids, other.ids) and torch.equal(split.offsets, other.offsets)
+        assert torch.equal(split.labels, other.labels)
+
+
+def test_ngrams_are_kept_with_the_tokenized_entry_and_served_verified(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="embedlab.data.cache"):
+        first = _ngram_run(tmp_path)
+        assert "n-gram cache hit" not in caplog.text
+        second = _ngram_run(tmp_path)
+    assert "n-gram cache hit" in caplog.text
+    _same_ngrams(first, second)
+    entry = first[2]
+    assert len(list(entry.glob("ngrams-*"))) == 1
+    assert len(first[0]) > 0 and first[1]["train"].ids.max() >= len(first[0])  # n-gram ids in
+    # another setting: an entry of its own, its own n-grams
+    fewer = _ngram_run(tmp_path, min_freq=4)
+    assert len(list(entry.glob("ngrams-*"))) == 2 and len(fewer[0]) < len(first[0])
+    # not cached: the same result, nothing written
+    tok, enc, *_ = tokenize_splits(
+        _dataset(NGRAM_TEXTS), OmegaConf.structured(TokenizerConfig), None, None
+    )
+    vocab = tok.get_vocab_size(with_added_tokens=True)
+    alone = ngram_splits(enc, vocab, 3, 1, None, None)
+    assert len(alone[0]) == len(first[0])
+    assert torch.equal(alone[1]["train"].ids, first[1]["train"].ids)
+
+
+def test_an_altered_ngram_entry_is_rebuilt(tmp_path, caplog):
+    first = _ngram_run(tmp_path)
+    (sub,) = first[2].glob("ngrams-*")
+    ids = np.load(sub / "train.ids.npy")
+    np.save(sub / "train.ids.npy", ids[::-1].copy())  # same shape and dtype, other content
+    with caplog.at_level(logging.WARNING, logger="embedlab.data.cache"):
+        again = _ngram_run(tmp_path)
+    assert "n-gram cache" in caplog.text and "does not verify" in caplog.text
+    assert str(sub) in caplog.text
+    _same_ngrams(first, again)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="embedlab.data.cache"):
+        _ngram_run(tmp_path)
+    assert "n-gram cache hit" in caplog.text  # fixed for good

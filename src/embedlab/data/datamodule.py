@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from embedlab.data.batching import BagBatches, PaddedBatches, make_loader
-from embedlab.data.cache import tokenize_splits
+from embedlab.data.cache import ngram_splits, tokenize_splits
 from embedlab.data.sources import load_dataset
 from embedlab.data.tokenizer import (
     NgramVocab,
@@ -53,6 +53,7 @@ class TextDataModule(L.LightningDataModule):
         self.vocab: list[str] = []
         self.encoded: dict[str, EncodedSplit] = {}
         self.cache_status = "off"
+        self.cache_entry: Path | None = None  # the tokenized cache entry (None: not cached)
         self.ngrams: NgramVocab | None = None
         self.restored: dict[str, Any] | None = None  # a checkpoint's artifacts (see restore)
         self.reader = None  # the streamed training split's reader (data.streaming)
@@ -90,7 +91,7 @@ class TextDataModule(L.LightningDataModule):
             }
             self.cache_status = "off (the checkpoint's tokenizer)"
         else:
-            self.tokenizer, encoded, self.cache_status = tokenize_splits(
+            self.tokenizer, encoded, self.cache_status, self.cache_entry = tokenize_splits(
                 self.dataset,
                 self.tokenizer_cfg,
                 self.data_cfg.max_len,
@@ -223,11 +224,11 @@ class ClassificationDataModule(TextDataModule):
             tc = self.tokenizer_cfg
             if self.restored is not None and self.restored.get("ngrams"):
                 self.ngrams = NgramVocab.from_dict(self.restored["ngrams"])
-            else:
-                self.ngrams = NgramVocab(n, tc.ngram_min_freq, tc.ngram_max_size).fit(
-                    encoded["train"], word_vocab
+                encoded = {k: self.ngrams.transform(v) for k, v in encoded.items()}
+            else:  # kept with the tokenized cache entry, when there is one
+                self.ngrams, encoded = ngram_splits(
+                    encoded, word_vocab, n, tc.ngram_min_freq, tc.ngram_max_size, self.cache_entry
                 )
-            encoded = {k: self.ngrams.transform(v) for k, v in encoded.items()}
             self.vocab = self.vocab + self.ngrams.tokens(self.vocab)
         self.encoded = encoded
         if self.restored is not None and self.restored.get("labels") is not None:
