@@ -290,3 +290,60 @@ def test_an_altered_ngram_entry_is_rebuilt(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="embedlab.data.cache"):
         _ngram_run(tmp_path)
     assert "n-gram cache hit" in caplog.text  # fixed for good
+
+
+def _files_module(make_cfg, train: Path, *extra: str) -> ClassificationDataModule:
+    from embedlab.config import validate
+
+    cfg = validate(make_cfg("data=files", f"data.train={train}", *extra, tiny=False))
+    assert cfg.tokenizer.ngrams == 2  # model=boe: word n-grams, so no raw text is needed later
+    dm = ClassificationDataModule(cfg.data, cfg.tokenizer, cfg.paths, seed=cfg.seed)
+    dm.setup()
+    return dm
+
+
+def _write_train(path: Path, rows: int) -> None:
+    lines = "".join(f"word{i % 7} common thing{i % 3},{'xy'[i % 2]}\n" for i in range(rows))
+    path.write_text("text,label\n" + lines)
+
+
+def test_a_second_run_takes_the_files_from_the_cache_by_their_bytes(make_cfg, tmp_path, caplog):
+    train = tmp_path / "train.csv"
+    _write_train(train, 60)
+    first = _files_module(make_cfg, train)
+    with caplog.at_level(logging.INFO, logger="embedlab.data.cache"):
+        second = _files_module(make_cfg, train)
+    assert (first.cache_status, second.cache_status) == ("miss", "hit (the files' bytes)")
+    assert "files and tokens from the cache" in caplog.text
+    assert second.vocab == first.vocab and second.label_names == first.label_names == ["x", "y"]
+    assert second.dataset.info["name"] == first.dataset.info["name"] == "train"
+    for name, split in first.encoded.items():
+        other = second.encoded[name]
+        assert torch.equal(split.ids, other.ids) and torch.equal(split.offsets, other.offsets)
+        assert torch.equal(split.labels, other.labels)
+    # other bytes in the file: read again (one more row)
+    _write_train(train, 61)
+    third = _files_module(make_cfg, train)
+    assert (
+        third.cache_status == "miss"
+        and len(third.encoded["train"]) + len(third.encoded["val"])
+        == len(first.encoded["train"]) + len(first.encoded["val"]) + 1
+    )
+    # another seed carves another val split: not the same note
+    assert _files_module(make_cfg, train, "seed=7").cache_status == "miss"
+
+
+def test_a_note_that_disagrees_with_its_entry_is_ignored(make_cfg, tmp_path, caplog):
+    train = tmp_path / "train.csv"
+    _write_train(train, 60)
+    first = _files_module(make_cfg, train)
+    (note,) = (tmp_path / "cache" / "sources").glob("*.json")
+    meta = json.loads(note.read_text())
+    meta["sizes"]["train"] += 1
+    note.write_text(json.dumps(meta))
+    with caplog.at_level(logging.WARNING, logger="embedlab.data.cache"):
+        again = _files_module(make_cfg, train)
+    assert again.cache_status == "hit" and "ignoring the cached read" in caplog.text
+    assert str(note) in caplog.text
+    assert torch.equal(again.encoded["train"].ids, first.encoded["train"].ids)
+    assert _files_module(make_cfg, train).cache_status == "hit (the files' bytes)"  # noted anew

@@ -28,7 +28,7 @@ from tokenizers import Tokenizer
 
 from embedlab.checksums import manifest, mismatches
 from embedlab.data.tokenizer import NgramVocab, build_tokenizer, encode
-from embedlab.data.types import EncodedSplit, TextDataset
+from embedlab.data.types import EncodedSplit, TextDataset, TextSplit
 
 log = logging.getLogger(__name__)
 
@@ -294,3 +294,103 @@ def _load_ngrams(
             raise CacheMismatch(f"{name}: token ids outside [0, {limit})")
         out[name] = EncodedSplit(torch.from_numpy(ids), torch.from_numpy(offsets), split.labels)
     return ngrams, out
+
+
+# ---------------------------------------------------------------- parsed files, by their bytes
+
+
+def source_key(data_cfg: Any, tokenizer_cfg: Any, seed: int) -> str | None:
+    """A key for what a ``files`` source's splits encode to: sha256 over the data config, the
+    seed (a carved val split), the tokenizer config (n-grams aside) and every file's bytes.
+    None for other sources (hub datasets, generators), which :func:`load_source` skips."""
+    if data_cfg.get("source") != "files":
+        return None
+    from embedlab.data.sources import SPLITS, resolve_file
+
+    tok = {k: v for k, v in _plain(tokenizer_cfg).items() if not k.startswith("ngram")}
+    h = hashlib.sha256(
+        json.dumps(
+            {"v": CACHE_VERSION, "data": _plain(data_cfg), "tokenizer": tok, "seed": seed},
+            sort_keys=True,
+            default=str,
+        ).encode()
+    )
+    if tok.get("path"):
+        h.update(Path(tok["path"]).read_bytes())
+    for name in SPLITS:
+        if data_cfg.get(name) is None:
+            continue
+        h.update(f"\x00file:{name}\x00".encode())
+        with open(resolve_file(data_cfg, name), "rb") as f:
+            while chunk := f.read(1 << 22):
+                h.update(chunk)
+    return h.hexdigest()[:32]
+
+
+def load_source(
+    cache_dir: str | Path, key: str
+) -> tuple[TextDataset, Tokenizer, dict[str, EncodedSplit], Path] | None:
+    """What :func:`remember_source` noted for ``key``: the dataset without its texts (labels,
+    label names, notes), the tokenizer, the encoded splits and their entry; None when there is
+    no note or its tokenized entry is missing, stale or does not verify (the caller then reads
+    the files, and :func:`tokenize_splits` rebuilds what does not verify).
+
+    Skips reading and parsing the files and hashing their texts (a 1M-text TSV: ~5 s). Only
+    for runs that need no raw text after tokenizing (word n-grams on: no vocabulary extension).
+    """
+    note = Path(cache_dir) / "sources" / f"{key}.json"
+    try:
+        meta = json.loads(note.read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        if meta.get("version") != CACHE_VERSION:
+            return None
+        folder = Path(cache_dir) / "tokenized" / str(meta["tokenized"])
+        if folder.name != meta["tokenized"] or not folder.is_dir():
+            return None
+        loaded = _load(folder)
+        if loaded is None:
+            return None
+        tokenizer, encoded = loaded
+        sizes = {name: len(split) for name, split in encoded.items()}
+        if sizes != meta["sizes"]:
+            raise CacheMismatch(f"splits {sizes} where the note says {meta['sizes']}")
+        splits = {
+            name: TextSplit([], None if split.labels is None else split.labels.numpy())
+            for name, split in encoded.items()
+        }
+        dataset = TextDataset(splits, list(meta["label_names"]), dict(meta["info"]))
+    except (CacheMismatch, KeyError, TypeError) as exc:
+        log.warning("data: ignoring the cached read of the files %s (%s)", note, exc)
+        return None
+    log.info("data: files and tokens from the cache (%s, %s)", note, folder)
+    return dataset, tokenizer, encoded, folder
+
+
+def remember_source(
+    cache_dir: str | Path,
+    key: str,
+    dataset: TextDataset,
+    encoded: dict[str, EncodedSplit],
+    entry: Path,
+) -> None:
+    """Note which tokenized entry ``key``'s files encode to, with what reading them gave beside
+    the texts (label names, the source's notes), for :func:`load_source`."""
+    folder = Path(cache_dir) / "sources"
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "version": CACHE_VERSION,
+        "tokenized": entry.name,
+        "sizes": {name: len(split) for name, split in encoded.items()},
+        "label_names": list(dataset.label_names),
+        "info": json.loads(json.dumps(dataset.info, default=str)),
+    }
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=key, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(meta, f, indent=1)
+        os.replace(tmp, folder / f"{key}.json")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -20,7 +20,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from embedlab.data.batching import BagBatches, PaddedBatches, make_loader
-from embedlab.data.cache import ngram_splits, tokenize_splits
+from embedlab.data.cache import (
+    load_source,
+    ngram_splits,
+    remember_source,
+    source_key,
+    tokenize_splits,
+)
 from embedlab.data.sources import load_dataset
 from embedlab.data.tokenizer import (
     NgramVocab,
@@ -74,11 +80,24 @@ class TextDataModule(L.LightningDataModule):
         A streamed source gives its vocabulary sample as the train split here (the tokenizer,
         labels and n-grams come from it) and its val/test splits whole.
         """
+        source = None  # the files' key, where the splits may come from the cache whole
         if self.streaming:
             from embedlab.data.streaming import open_stream
 
             self.reader, self.dataset = open_stream(self.data_cfg, self.paths_cfg)
         else:
+            cache_dir = getattr(self.paths_cfg, "cache_dir", None)
+            # the raw texts serve only the tokenizer when n-grams are on (no vocabulary
+            # extension, config.validate): then the files need not be read on a cache hit
+            ngrams = (getattr(self.tokenizer_cfg, "ngrams", None) or 1) > 1
+            if self.restored is None and self.data_cfg.cache and cache_dir and ngrams:
+                source = source_key(self.data_cfg, self.tokenizer_cfg, self.seed)
+            served = load_source(cache_dir, source) if source else None
+            if served is not None:
+                self.dataset, self.tokenizer, encoded, self.cache_entry = served
+                self.cache_status = "hit (the files' bytes)"
+                self.vocab = vocabulary(self.tokenizer)
+                return encoded
             self.dataset = load_dataset(self.data_cfg, self.paths_cfg, self.seed)
         if self.restored is not None:
             from tokenizers import Tokenizer
@@ -98,6 +117,8 @@ class TextDataModule(L.LightningDataModule):
                 getattr(self.paths_cfg, "cache_dir", None),
                 enabled=self.data_cfg.cache,
             )
+            if source and self.cache_entry is not None:
+                remember_source(cache_dir, source, self.dataset, encoded, self.cache_entry)
         self.vocab = vocabulary(self.tokenizer)
         return encoded
 
