@@ -8,6 +8,13 @@ place; of two runs building the same entry one wins, the other's copy is dropped
 is served only after it matches the checksum, shape and dtype recorded in ``meta.json``
 (written last) and its ids fit the vocabulary; an entry that does not verify is logged with
 its path, moved aside and rebuilt. Deleting the folder is safe.
+
+Two more things are kept for runs with word n-grams (:func:`ngram_splits`): the n-gram
+vocabulary and the splits with their n-grams, in ``<entry>/ngrams-<key>/`` (one per n-gram
+setting, verified the same way), and, for a ``files`` source, a note
+``paths.cache_dir/sources/<key>.json`` (:func:`source_key`: the files' bytes, the data and
+tokenizer config, the seed) naming the entry they encode to, so that a run that has seen them
+before neither reads nor parses the files (:func:`load_source`).
 """
 
 from __future__ import annotations
