@@ -25,8 +25,9 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from embedlab.data.tokenizer import NgramVocab, build_tokenizer, encode
 from embedlab.data.types import EncodedSplit, TextDataset, TextSplit
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CACHE_VERSION = 2  # bump when the stored layout or the encoding changes (2: checksums)
 
@@ -182,6 +184,17 @@ def _discard(folder: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
+def _served(what: str, folder: Path, load: Callable[[Path], T | None]) -> T | None:
+    """``load(folder)``, or None when the entry does not verify: then it is logged with its
+    path and moved aside, so that the caller rebuilds it."""
+    try:
+        return load(folder)
+    except CacheMismatch as exc:
+        log.warning("data: %s %s does not verify (%s); rebuilding it", what, folder, exc)
+        _discard(folder)
+        return None
+
+
 def tokenize_splits(
     dataset: TextDataset,
     tokenizer_cfg: Any,
@@ -206,16 +219,10 @@ def tokenize_splits(
         return tok, enc, "off", None
     key = cache_key(dataset, tokenizer_cfg, max_len)
     folder = Path(cache_dir) / "tokenized" / key
-    if folder.is_dir():
-        try:
-            loaded = _load(folder)
-        except CacheMismatch as exc:
-            log.warning("data: tokenized cache %s does not verify (%s); rebuilding it", folder, exc)
-            _discard(folder)
-            loaded = None
-        if loaded is not None:
-            log.info("data: tokenized cache hit %s (skipped tokenization)", folder)
-            return loaded[0], loaded[1], "hit", folder
+    loaded = _served("tokenized cache", folder, _load) if folder.is_dir() else None
+    if loaded is not None:
+        log.info("data: tokenized cache hit %s (skipped tokenization)", folder)
+        return loaded[0], loaded[1], "hit", folder
     tok, enc = build()
     _save(folder, tok, enc)
     log.info("data: tokenized and cached %s", folder)
@@ -248,12 +255,9 @@ def ngram_splits(
     tag = hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:16]
     folder = entry / f"ngrams-{tag}"
     if (folder / "meta.json").is_file():
-        try:
-            loaded = _load_ngrams(folder, setting, encoded, vocab_size)
-        except CacheMismatch as exc:
-            log.warning("data: n-gram cache %s does not verify (%s); rebuilding it", folder, exc)
-            _discard(folder)
-            loaded = None
+        loaded = _served(
+            "n-gram cache", folder, lambda f: _load_ngrams(f, setting, encoded, vocab_size)
+        )
         if loaded is not None:
             log.info("data: n-gram cache hit %s", folder)
             return loaded
@@ -273,7 +277,7 @@ def ngram_splits(
 
 def _load_ngrams(
     folder: Path, setting: dict[str, Any], encoded: dict[str, EncodedSplit], vocab_size: int
-) -> tuple[NgramVocab, dict[str, EncodedSplit]] | None:
+) -> tuple[NgramVocab, dict[str, EncodedSplit]]:
     try:
         meta = json.loads((folder / "meta.json").read_text())
     except (OSError, ValueError) as exc:

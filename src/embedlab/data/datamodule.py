@@ -81,12 +81,12 @@ class TextDataModule(L.LightningDataModule):
         labels and n-grams come from it) and its val/test splits whole.
         """
         source = None  # the files' key, where the splits may come from the cache whole
+        cache_dir = getattr(self.paths_cfg, "cache_dir", None)
         if self.streaming:
             from embedlab.data.streaming import open_stream
 
             self.reader, self.dataset = open_stream(self.data_cfg, self.paths_cfg)
         else:
-            cache_dir = getattr(self.paths_cfg, "cache_dir", None)
             # the raw texts serve only the tokenizer when n-grams are on (no vocabulary
             # extension, config.validate): then the files need not be read on a cache hit
             ngrams = (getattr(self.tokenizer_cfg, "ngrams", None) or 1) > 1
@@ -114,7 +114,7 @@ class TextDataModule(L.LightningDataModule):
                 self.dataset,
                 self.tokenizer_cfg,
                 self.data_cfg.max_len,
-                getattr(self.paths_cfg, "cache_dir", None),
+                cache_dir,
                 enabled=self.data_cfg.cache,
             )
             if source and self.cache_entry is not None:
