@@ -74,11 +74,10 @@ class EmbeddingTask(L.LightningModule):
         if self.optimizer_cfg.get("fuse_table_update", True):
             fuse_table_update(self.trainer.optimizers[0], self.embedding, self.trainer)
 
-    def on_train_end(self) -> None:
-        unfuse_table_update(self.embedding)  # the module outlives the run's optimizer
-
     def teardown(self, stage: str) -> None:
-        unfuse_table_update(self.embedding)  # also when training stopped on an error
+        # the module outlives the run's optimizer; Lightning calls this after every fit, also
+        # one stopped by an error
+        unfuse_table_update(self.embedding)
 
     def other_tables(self) -> list[nn.Module]:
         """Embedding tables beside ``embedding`` that get their own (sparse) parameter group."""

@@ -158,7 +158,6 @@ class Word2VecTask(EmbeddingTask):
         self._eval_end("test")
 
     def on_train_end(self) -> None:
-        super().on_train_end()
         if self.export and self.trainer.is_global_zero and self.counts is not None:
             paths = export_vectors(
                 self.trainer.default_root_dir, self.vocab, self.embedding.weight, self.counts
