@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
 from omegaconf import DictConfig, OmegaConf
 
 _ORDER = (
@@ -98,3 +105,19 @@ def reuse_freed_memory(mmap_below: int = 32 << 20, trim_above: int = 128 << 20) 
     if libc is not None:
         libc.mallopt(M_MMAP_THRESHOLD, mmap_below)
         libc.mallopt(M_TRIM_THRESHOLD, trim_above)
+
+
+@contextmanager
+def replaced_whole(target: Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """A file to write ``target``'s new content into: a temporary file in its folder, renamed
+    onto it when the block ends (a reader sees the old file or the new one, never a part) and
+    deleted when the block raises."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -37,6 +37,7 @@ from tokenizers import Tokenizer
 from embedlab.checksums import manifest, mismatches
 from embedlab.data.tokenizer import NgramVocab, build_tokenizer, encode
 from embedlab.data.types import EncodedSplit, TextDataset, TextSplit
+from embedlab.utils import replaced_whole
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -388,8 +389,6 @@ def remember_source(
 ) -> None:
     """Note which tokenized entry ``key``'s files encode to, with what reading them gave beside
     the texts (label names, the source's notes), for :func:`load_source`."""
-    folder = Path(cache_dir) / "sources"
-    folder.mkdir(parents=True, exist_ok=True)
     meta = {
         "version": CACHE_VERSION,
         "tokenized": entry.name,
@@ -397,11 +396,5 @@ def remember_source(
         "label_names": list(dataset.label_names),
         "info": json.loads(json.dumps(dataset.info, default=str)),
     }
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=key, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(meta, f, indent=1)
-        os.replace(tmp, folder / f"{key}.json")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replaced_whole(Path(cache_dir) / "sources" / f"{key}.json", "w") as f:
+        json.dump(meta, f, indent=1)

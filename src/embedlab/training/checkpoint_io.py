@@ -14,14 +14,14 @@ the mapped tensors when testing: ``EmbeddingTask.load_state_dict``). Remote path
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from embedlab.utils import replaced_whole
 
 
 def _local(path: Any) -> Path | None:
@@ -55,12 +55,5 @@ class LocalCheckpointIO(TorchCheckpointIO):
             return
         if storage_options is not None:
             raise TypeError("storage_options are not supported for local checkpoints")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(checkpoint, f)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replaced_whole(target) as f:
+            torch.save(checkpoint, f)
