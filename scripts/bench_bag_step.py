@@ -11,8 +11,11 @@ the shared data, else the embedded synthetic set) with row-wise Adagrad, same th
   ``optimizer.fuse_table_update``; ``--no-fuse``: ``RowWiseAdagrad.step`` with ``index_add_``
   on the sparse gradient) and torch's fused Adagrad for the head, as a run makes them.
 
+and, as a third row, the whole step in one compiled call (``optimizer.fuse_train_step``,
+``embedlab.training.bag_step``; not with ``--no-fuse``).
+
 Printed: ms per step (forward + backward + update; the best of ``--repeats`` epochs) for
-both, and the ratio baseline / embedlab.
+each, and the ratios baseline / embedlab.
 
     python scripts/bench_bag_step.py                   # MR if ../shared/data exists
     python scripts/bench_bag_step.py --data synthetic --threads 1
@@ -104,6 +107,18 @@ def time_epochs(
     return best * 1000
 
 
+def time_steps(batches: list[dict[str, torch.Tensor]], step: Any, repeats: int) -> float:
+    """Best ms per step of the fused whole step over ``repeats`` epochs (after a warm-up one)."""
+    best = float("inf")
+    for epoch in range(repeats + 1):
+        start = time.perf_counter()
+        for batch in batches:
+            step(batch)
+        if epoch:
+            best = min(best, (time.perf_counter() - start) / len(batches))
+    return best * 1000
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mr", help="data config (mr needs ../shared/data)")
@@ -149,6 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     ids = sum(int(b["ids"].numel()) for b in batches) / len(batches)
     base_ms = time_epochs(stock, batches, stock_update, args.repeats)
     fast_ms = time_epochs(model, batches, fast_update, args.repeats)
+    step_ms = None
+    if fused:
+        from embedlab.training.bag_step import fuse_bag_step
+
+        trainer = SimpleNamespace(precision="32-true", callbacks=[])
+        whole = fuse_bag_step(model, module.loss_fn, head_opt, trainer)
+        if whole is not None:
+            step_ms = time_steps(batches, whole, args.repeats)
     print(
         f"{' '.join(sys.argv)}\ndata={args.data}: {len(batches)} steps of "
         f"{len(batches[0]['labels'])} texts, {ids:.0f} ids a step, table "
@@ -158,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| torch stock (EmbeddingBag, Dropout, dense += sparse) | {base_ms:.2f} |")
     update = "update in the backward" if fused else "index_add_"
     print(f"| embedlab (BagEmbedding, layers.Dropout, {update}, fused head) | {fast_ms:.2f} |")
+    if step_ms is not None:
+        print(f"| embedlab, the whole step in one compiled call | {step_ms:.2f} |")
     print(f"speed-up: {base_ms / fast_ms:.2f}x")
+    if step_ms is not None:
+        print(f"speed-up of the whole step in one call: {base_ms / step_ms:.2f}x")
     return 0
 
 

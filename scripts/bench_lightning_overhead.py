@@ -2,7 +2,9 @@
 
 Both sides get the same model (built by the task's own setup), the same batches (the
 datamodule's train loader), the same optimizer and schedule (``configure_task_optimizers``'s
-builders), the same number of epochs and the same torch threads. The Lightning side is a
+builders), the same fused updates (the bag table's in its backward, the bag model's whole step
+in one compiled call: ``optimizer.fuse_table_update``, ``fuse_train_step``), the same number of
+epochs and the same torch threads. The Lightning side is a
 whole ``train(cfg)`` run with the shipped callbacks; its training time is the Throughput
 callback's (validation excluded). The plain side times only its training epochs. Printed:
 samples/s for both (texts for the bag model, predicted tokens for the LM) and the ratio
@@ -66,6 +68,7 @@ def plain_side(cfg: DictConfig) -> tuple[float, int]:
     from embedlab.config import validate
     from embedlab.data.batching import batches_per_step
     from embedlab.tasks import TASKS
+    from embedlab.training.bag_step import fuse_bag_step
     from embedlab.training.optim import (
         build_optimizer,
         build_scheduler,
@@ -78,17 +81,21 @@ def plain_side(cfg: DictConfig) -> tuple[float, int]:
     reuse_freed_memory()  # as train() does before fitting
     torch.manual_seed(cfg.seed)
     datamodule, module = TASKS.get(cfg.task.name).setup(cfg)
+    lm = cfg.task.name == "lm"
     groups = param_groups(module.model, cfg.optimizer, module.embedding, module.embedding_lr)
     loader = datamodule.train_dataloader()
     epochs = cfg.trainer.max_epochs
     optimizer = build_optimizer(groups, cfg.optimizer)
     clip = cfg.trainer.gradient_clip_val
-    if cfg.optimizer.fuse_table_update:  # the table's update in its backward, as train() makes it
-        fuse_table_update(optimizer, module.embedding, SimpleNamespace(gradient_clip_val=clip))
+    fused_step = None
+    trainer = SimpleNamespace(gradient_clip_val=clip, precision="32-true", callbacks=[])
+    # the table's update in its backward and the bag model's whole step, as train() makes them
+    if cfg.optimizer.fuse_table_update and fuse_table_update(optimizer, module.embedding, trainer):
+        if cfg.optimizer.fuse_train_step and cfg.data.batches_per_step > 1 and not lm:
+            fused_step = fuse_bag_step(module.model, module.loss_fn, optimizer, trainer)
     updates = round(epochs * len(loader) * batches_per_step(loader))
     schedule = build_scheduler(optimizer, cfg.scheduler, updates)
     scheduler = schedule["scheduler"] if schedule else None
-    lm = cfg.task.name == "lm"
     module.train()
     samples, seconds = 0, 0.0
     for _ in range(epochs):
@@ -96,6 +103,11 @@ def plain_side(cfg: DictConfig) -> tuple[float, int]:
             module.on_train_epoch_start()  # a recurrent state starts afresh, as under Lightning
         start = time.perf_counter()
         for batch in batches_of(loader):
+            if fused_step is not None and fused_step(batch) is not None:  # forward to update
+                samples += batch["labels"].numel()
+                if scheduler is not None:
+                    scheduler.step()
+                continue
             if lm:
                 total, n = module._nll(batch, "train")  # carries a recurrent state on rows
                 loss = total / max(n, 1)

@@ -147,6 +147,9 @@ class OptimizerConfig:
     # the backward from the bag gradients, where nothing needs its .grad (not with gradient
     # clipping, accumulation, fp16 or DDP): 1.6-1.8x a MR step; false: the .grad and a step
     fuse_table_update: bool = True
+    # and model=boe's whole step (linear head, cross-entropy, Adagrad) in one compiled call,
+    # with data.batches_per_step > 1: 2-4x a step; the same updates to float rounding
+    fuse_train_step: bool = True
 
 
 @dataclass

@@ -56,6 +56,9 @@ class EmbeddingTask(L.LightningModule):
         # clipped here under manual optimization (trainer.gradient_clip_val, which Lightning
         # applies itself to automatic optimization only)
         self.clip_val = gradient_clip_val if batches_per_step > 1 else None
+        # the whole step in one compiled call where the task and model allow it (set while
+        # training; optimizer.fuse_train_step, fuse_train_step())
+        self.fused_step: Any = None
 
     def on_fit_start(self) -> None:
         if self.batches_per_step > 1 and self.trainer.world_size > 1:
@@ -71,13 +74,31 @@ class EmbeddingTask(L.LightningModule):
     def on_train_start(self) -> None:
         # a sparse bag table's row-wise Adagrad updates it inside the backward, from the bag
         # gradients (optimizer.fuse_table_update; where nothing needs the table's .grad)
-        if self.optimizer_cfg.get("fuse_table_update", True):
-            fuse_table_update(self.trainer.optimizers[0], self.embedding, self.trainer)
+        cfg, trainer = self.optimizer_cfg, self.trainer
+        fused = cfg.get("fuse_table_update", True) and fuse_table_update(
+            trainer.optimizers[0], self.embedding, trainer
+        )
+        # and the whole step, for the updates training_step makes itself
+        if fused and cfg.get("fuse_train_step", True) and self.batches_per_step > 1:
+            self.fused_step = self.fuse_train_step()
 
     def teardown(self, stage: str) -> None:
         # the module outlives the run's optimizer; Lightning calls this after every fit, also
         # one stopped by an error
         unfuse_table_update(self.embedding)
+        self.fused_step = None
+
+    def fuse_train_step(self) -> Any:
+        """The task's whole training step as one callable (``batch, update_head -> result``
+        or None where a batch takes autograd's path), or None: each update of
+        :meth:`training_step` then runs :meth:`train_batch` and autograd. Called at the start
+        of training, with the table's update fused."""
+        return None
+
+    def fused_train_batch(self, batch: Any, update_head: bool) -> bool:
+        """Train on ``batch`` with ``self.fused_step`` and note what the logs need in
+        ``self.pending``; False where it does not apply (nothing was done)."""
+        return False
 
     def other_tables(self) -> list[nn.Module]:
         """Embedding tables beside ``embedding`` that get their own (sparse) parameter group."""
@@ -114,7 +135,9 @@ class EmbeddingTask(L.LightningModule):
         loader): the last through Lightning's optimizer (callbacks' ``on_before_optimizer_step``
         and ``global_step`` count Lightning steps), the others directly; gradient clipping
         (``trainer.gradient_clip_val``), step-interval schedules and the model's constraints
-        apply to every update.
+        apply to every update. Where the task fused its step (:meth:`fuse_train_step`), each
+        update is that one call instead of :meth:`train_batch` and autograd (the same update to
+        float rounding); the last leaves the head's gradients for Lightning's optimizer step.
         """
         logs = logs_this_step(self)  # before the updates move global_step on
         if self.automatic_optimization:
@@ -133,14 +156,19 @@ class EmbeddingTask(L.LightningModule):
         schedulers = self._schedulers("step")
         last = len(batches) - 1
         for i, batch in enumerate(batches):
-            loss = self.train_batch(batch)
-            optimizer.zero_grad(set_to_none=True)
             if i < last:
-                loss.backward()
-                self._clip(optimizer)
-                optimizer.step()
+                if not self.fused_train_batch(batch, update_head=True):
+                    loss = self.train_batch(batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self._clip(optimizer)
+                    optimizer.step()
             else:  # clipped in on_before_optimizer_step, after the callbacks' hooks
-                self.manual_backward(loss)
+                optimizer.zero_grad(set_to_none=True)
+                # the fused step leaves the head's gradients in .grad for the hooks and its
+                # optimizer's step
+                if not self.fused_train_batch(batch, update_head=False):
+                    self.manual_backward(self.train_batch(batch))
                 lightning_optimizer.step()
             self._constrain()
             for scheduler in schedulers:

@@ -76,6 +76,19 @@ class ClassificationTask(EmbeddingTask):
         self.pending.append((loss.detach(), preds, labels))
         return loss
 
+    def fuse_train_step(self) -> Any:
+        from embedlab.training.bag_step import fuse_bag_step
+
+        return fuse_bag_step(self.model, self.loss_fn, self.trainer.optimizers[0], self.trainer)
+
+    def fused_train_batch(self, batch: dict[str, torch.Tensor], update_head: bool) -> bool:
+        result = self.fused_step(batch, update_head) if self.fused_step is not None else None
+        if result is None:
+            return False
+        loss, preds = result
+        self.pending.append((loss, preds, batch["labels"]))
+        return True
+
     def record_train(self, pending: list[Any]) -> None:
         losses, preds, labels = zip(*pending, strict=True)
         sizes = [len(y) for y in labels]

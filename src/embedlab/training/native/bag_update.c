@@ -1,12 +1,13 @@
 /* Row-wise Adagrad applied to a bag table straight from its bag gradients (embedlab's fused
- * table update, embedlab.training.optim.RowWiseAdagrad.bag_step).
+ * table update, embedlab.training.optim.RowWiseAdagrad.bag_step), and the bag model's whole
+ * training step built on it (embedlab.training.bag_step, bag_train_step_f32).
  *
- * grad (n_bags x dim, row-major: the bags' output gradients), scale (n_bags; NULL: 1; mean
- * bags' 1/size), ids (bag after bag, lengths[b] ids for bag b), per-token weights (NULL: 1)
- * and keep (NULL: every token; 0: a padding token, no gradient). A token's gradient is
- * g = w * scale[b] * grad_b. As RowWiseAdagrad's sparse step: every occurrence of a row first
- * adds its mean(g^2) to the row's sum, then each occurrence updates the row with that sum:
- * sum[r] += mean(g^2); table[r] -= lr * g / (sqrt(sum[r]) + eps).
+ * bag_update: grad (n_bags x dim, row-major: the bags' output gradients), scale (n_bags; NULL:
+ * 1; mean bags' 1/size), ids (bag after bag, lengths[b] ids for bag b), per-token weights
+ * (NULL: 1) and keep (NULL: every token; 0: a padding token, no gradient). A token's gradient
+ * is g = w * scale[b] * grad_b. As RowWiseAdagrad's sparse step: every occurrence of a row
+ * first adds its mean(g^2) to the row's sum, then each occurrence updates the row with that
+ * sum: sum[r] += mean(g^2); table[r] -= lr * g / (sqrt(sum[r]) + eps).
  *
  * One thread: the loop is bound by memory (two threads that each owned the rows r % 2, or half
  * of each row, were slower). The rows AHEAD tokens on are prefetched: their order is random,
@@ -14,6 +15,7 @@
  * the forward read them). */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #define AHEAD 16
 #if defined(__GNUC__) || defined(__clang__)
@@ -22,10 +24,12 @@
 #define PREFETCH(address) ((void)0)
 #endif
 
-#define BAG_UPDATE(NAME, T, SQRT)                                                           \
-  void NAME(int64_t n_bags, int64_t dim, const T *grad, const T *scale, const int64_t *ids, \
-            const int64_t *lengths, const T *weights, const uint8_t *keep, T *table,       \
-            T *sum, T lr, T eps) {                                                          \
+/* The update loop, skipping padding tokens: keep[t] == 0 where keep is given, else
+ * ids[t] == pad (pad < 0: none). */
+#define ROWS_UPDATE(NAME, T, SQRT)                                                          \
+  static void NAME(int64_t n_bags, int64_t dim, const T *grad, const T *scale,              \
+                   const int64_t *ids, const int64_t *lengths, const T *weights,            \
+                   const uint8_t *keep, int64_t pad, T *table, T *sum, T lr, T eps) {       \
     int64_t n_ids = 0;                                                                      \
     for (int64_t b = 0; b < n_bags; ++b) n_ids += lengths[b];                               \
     int64_t t = 0;                                                                          \
@@ -36,7 +40,7 @@
       sq = s * s * sq / (T)dim; /* the mean square of the bag's gradient */                 \
       for (int64_t i = 0; i < lengths[b]; ++i, ++t) {                                       \
         if (t + AHEAD < n_ids) PREFETCH(sum + ids[t + AHEAD]);                              \
-        if (keep && !keep[t]) continue;                                                     \
+        if (keep ? !keep[t] : ids[t] == pad) continue;                                      \
         T w = weights ? weights[t] : (T)1;                                                  \
         sum[ids[t]] += w * w * sq;                                                          \
       }                                                                                     \
@@ -51,7 +55,7 @@
           for (int64_t at = 0; at < dim * (int64_t)sizeof(T); at += 64)                     \
             PREFETCH(next + at);                                                            \
         }                                                                                   \
-        if (keep && !keep[t]) continue;                                                     \
+        if (keep ? !keep[t] : ids[t] == pad) continue;                                      \
         int64_t r = ids[t];                                                                 \
         T c = -lr / (SQRT(sum[r]) + eps) * s * (weights ? weights[t] : (T)1);               \
         T *row = table + r * dim;                                                           \
@@ -60,5 +64,143 @@
     }                                                                                       \
   }
 
-BAG_UPDATE(bag_update_f32, float, sqrtf)
-BAG_UPDATE(bag_update_f64, double, sqrt)
+ROWS_UPDATE(rows_update_f32, float, sqrtf)
+ROWS_UPDATE(rows_update_f64, double, sqrt)
+
+void bag_update_f32(int64_t n_bags, int64_t dim, const float *grad, const float *scale,
+                    const int64_t *ids, const int64_t *lengths, const float *weights,
+                    const uint8_t *keep, float *table, float *sum, float lr, float eps) {
+  rows_update_f32(n_bags, dim, grad, scale, ids, lengths, weights, keep, -1, table, sum, lr, eps);
+}
+
+void bag_update_f64(int64_t n_bags, int64_t dim, const double *grad, const double *scale,
+                    const int64_t *ids, const int64_t *lengths, const double *weights,
+                    const uint8_t *keep, double *table, double *sum, double lr, double eps) {
+  rows_update_f64(n_bags, dim, grad, scale, ids, lengths, weights, keep, -1, table, sum, lr, eps);
+}
+
+/* One training step of BagOfEmbeddings with a linear head (model=boe, no hidden layers):
+ * the forward, the cross-entropy, the backward and the table's row-wise Adagrad update, as
+ * autograd and RowWiseAdagrad.bag_step make them from the nn.Module:
+ *
+ *   pooled_b = scale_b * sum_t w_t table[ids_t]      (scale_b = 1/#non-padding ids, mean bags)
+ *   x_b = pooled_b * (uniform_b >= p) * keep_scale   (dropout; uniform NULL: none)
+ *   logits_b = W x_b + bias
+ *   loss = mean_b [(1 - eps) * -log softmax(logits_b)[y_b] + eps * mean_c -log softmax_c]
+ *
+ * Writes loss (mean), preds (argmax, first maximum), lengths (tokens per bag), scale (NULL
+ * for sum bags), grad_pooled (the loss's gradient w.r.t. pooled: BagGradient.grad), grad_W
+ * and grad_bias (NULL where there is no bias), and updates table and its row sums. pooled and
+ * logits are scratch (n_bags x dim, n_bags x n_classes). Returns 0, or before writing
+ * anything that is not scratch: 1 offsets out of order or past the ids, 2 an id out of the
+ * table, 3 a label out of range; the caller then takes autograd's path, which reports it. */
+int bag_train_step_f32(int64_t n_bags, int64_t dim, int64_t n_classes, int64_t n_ids,
+                       int64_t n_rows, const int64_t *ids, const int64_t *offsets,
+                       const float *weights, int64_t pad, int mean, float *table, float *sum,
+                       float lr, float eps, const float *uniform, float p, float keep_scale,
+                       const float *W, const float *bias, const int64_t *labels,
+                       float smoothing, float *pooled, float *logits, int64_t *lengths,
+                       float *scale, float *grad_pooled, float *grad_W, float *grad_bias,
+                       int64_t *preds, float *loss) {
+  for (int64_t b = 0; b < n_bags; ++b) {
+    int64_t end = b + 1 < n_bags ? offsets[b + 1] : n_ids;
+    if (offsets[b] < 0 || end < offsets[b] || end > n_ids || (b == 0 && offsets[0] != 0))
+      return 1;
+    if (labels[b] < 0 || labels[b] >= n_classes) return 3;
+  }
+  for (int64_t t = 0; t < n_ids; ++t)
+    if (ids[t] < 0 || ids[t] >= n_rows) return 2;
+  /* forward: the bags, dropout, logits */
+  for (int64_t b = 0; b < n_bags; ++b) {
+    int64_t start = offsets[b], end = b + 1 < n_bags ? offsets[b + 1] : n_ids, size = 0;
+    float *x = pooled + b * dim;
+    memset(x, 0, (size_t)dim * sizeof(float));
+    for (int64_t t = start; t < end; ++t) {
+      if (ids[t] == pad) continue;
+      const float *row = table + ids[t] * dim;
+      float w = weights ? weights[t] : 1.0f;
+      if (weights)
+        for (int64_t d = 0; d < dim; ++d) x[d] += w * row[d];
+      else
+        for (int64_t d = 0; d < dim; ++d) x[d] += row[d];
+      ++size;
+    }
+    lengths[b] = end - start;
+    if (mean) {
+      scale[b] = 1.0f / (float)(size > 0 ? size : 1);
+      for (int64_t d = 0; d < dim; ++d) x[d] *= scale[b];
+    }
+    if (uniform) {
+      const float *u = uniform + b * dim;
+      for (int64_t d = 0; d < dim; ++d) x[d] *= u[d] >= p ? keep_scale : 0.0f;
+    }
+  }
+  double total = 0;
+  for (int64_t b = 0; b < n_bags; ++b) {
+    const float *x = pooled + b * dim;
+    float *z = logits + b * n_classes, top = -INFINITY;
+    int64_t best = 0;
+    for (int64_t c = 0; c < n_classes; ++c) {
+      const float *w = W + c * dim;
+      float acc = 0;
+      for (int64_t d = 0; d < dim; ++d) acc += w[d] * x[d];
+      z[c] = acc + (bias ? bias[c] : 0.0f);
+      if (z[c] > top) top = z[c], best = c;
+    }
+    preds[b] = best;
+    /* float32 and in the order of torch's log_softmax, nll_loss and their backward: on a
+     * confidently right text, exp(log p_y) rounds to 1 and its gradient to 0 there, as with
+     * autograd (a more exact gradient, though as small, moved a row that row-wise Adagrad
+     * sees for the first time by a full step in another direction) */
+    float norm = 0, logps = 0;
+    for (int64_t c = 0; c < n_classes; ++c) norm += expf(z[c] - top);
+    float log_norm = logf(norm); /* log p_c = (z_c - top) - log_norm, as torch rounds it */
+    for (int64_t c = 0; c < n_classes; ++c) logps += (z[c] - top) - log_norm;
+    float logp_y = (z[labels[b]] - top) - log_norm;
+    total += -(1.0f - smoothing) * logp_y - smoothing / n_classes * logps;
+    /* dloss/dlogits: g - exp(log p) * sum(g), g = dloss/dlog p (the batch mean's 1/n_bags) */
+    float off = -(smoothing / n_classes) / n_bags, on = off - (1.0f - smoothing) / n_bags;
+    float sum_g = on + off * (n_classes - 1);
+    for (int64_t c = 0; c < n_classes; ++c)
+      z[c] = (c == labels[b] ? on : off) - expf((z[c] - top) - log_norm) * sum_g;
+  }
+  *loss = (float)(total / n_bags);
+  /* backward: the head's gradients, the pooled bags' gradient */
+  memset(grad_W, 0, (size_t)(n_classes * dim) * sizeof(float));
+  if (grad_bias) memset(grad_bias, 0, (size_t)n_classes * sizeof(float));
+  for (int64_t b = 0; b < n_bags; ++b) {
+    const float *x = pooled + b * dim, *z = logits + b * n_classes;
+    float *g = grad_pooled + b * dim;
+    memset(g, 0, (size_t)dim * sizeof(float));
+    for (int64_t c = 0; c < n_classes; ++c) {
+      const float *w = W + c * dim;
+      float *gw = grad_W + c * dim, zc = z[c];
+      for (int64_t d = 0; d < dim; ++d) {
+        gw[d] += zc * x[d];
+        g[d] += zc * w[d];
+      }
+      if (grad_bias) grad_bias[c] += zc;
+    }
+    if (uniform) {
+      const float *u = uniform + b * dim;
+      for (int64_t d = 0; d < dim; ++d) g[d] *= u[d] >= p ? keep_scale : 0.0f;
+    }
+  }
+  rows_update_f32(n_bags, dim, grad_pooled, mean ? scale : NULL, ids, lengths, weights, NULL,
+                  pad, table, sum, lr, eps);
+  return 0;
+}
+
+/* torch.optim.Adagrad's update of one dense parameter (n values) from its gradient g:
+ * step += 1; clr = lr / (1 + (step - 1) * lr_decay); g += weight_decay * p;
+ * sum += g^2; p -= clr * g / (sqrt(sum) + eps). */
+void adagrad_f32(int64_t n, float *param, const float *grad, float *sum, float *step,
+                 double lr, double lr_decay, float eps, float weight_decay) {
+  *step += 1.0f;
+  float clr = (float)(lr / (1.0 + ((double)*step - 1.0) * lr_decay));
+  for (int64_t i = 0; i < n; ++i) {
+    float g = grad[i] + weight_decay * param[i];
+    sum[i] += g * g;
+    param[i] -= clr * g / (sqrtf(sum[i]) + eps);
+  }
+}

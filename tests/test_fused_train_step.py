@@ -1,0 +1,221 @@
+"""model=boe's whole training step in one compiled call (optimizer.fuse_train_step,
+embedlab.training.bag_step): the step autograd and the optimizers make, to float rounding."""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from embedlab.embeddings.bag import BagEmbedding
+from embedlab.models.bag_of_embeddings import BagOfEmbeddings
+from embedlab.train import train
+from embedlab.training import native
+from embedlab.training.bag_step import FusedBagStep, fuse_bag_step
+from embedlab.training.optim import CompositeOptimizer, RowWiseAdagrad, fuse_table_update
+
+pytestmark = pytest.mark.skipif(native.compiler() is None, reason="no C compiler (cc)")
+
+ROWS, DIM, CLASSES = 40, 16, 3
+TRAINER = SimpleNamespace(precision="32-true", callbacks=[])
+
+
+def _model(mode: str = "mean", dropout: float = 0.5, hidden: tuple[int, ...] = ()) -> nn.Module:
+    table = BagEmbedding(ROWS, DIM, mode=mode, sparse=True, padding_idx=0)
+    return BagOfEmbeddings(table, CLASSES, hidden_dims=hidden, dropout=dropout)
+
+
+def _optimizer(
+    model: nn.Module, head_cls: type = torch.optim.Adagrad, **head_kwargs
+) -> CompositeOptimizer:
+    head = [p for n, p in model.named_parameters() if not n.startswith("embedding")]
+    head_kwargs = {"lr": 0.2, **head_kwargs}
+    table = RowWiseAdagrad([model.embedding.weight], lr=0.3)
+    optimizer = CompositeOptimizer([head_cls(head, **head_kwargs), table])
+    assert fuse_table_update(optimizer, model.embedding, TRAINER)
+    return optimizer
+
+
+def _batches(n: int, weighted: bool = False, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        lengths = torch.randint(1, 7, (10,), generator=gen)
+        lengths[3] = 0  # an empty text
+        ids = torch.randint(0, ROWS, (int(lengths.sum()),), generator=gen)  # 0 is <pad>
+        batch = {
+            "ids": ids,
+            "offsets": torch.cumsum(lengths, 0) - lengths,
+            "labels": torch.randint(0, CLASSES, (10,), generator=gen),
+        }
+        if weighted:
+            batch["per_sample_weights"] = torch.rand(ids.numel(), generator=gen)
+        out.append(batch)
+    return out
+
+
+def _autograd_step(model, optimizer, loss_fn, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    logits = model(**inputs)
+    loss = loss_fn(logits, batch["labels"])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), logits.argmax(-1)
+
+
+@pytest.mark.parametrize(
+    ("mode", "weighted", "dropout", "smoothing", "head_kwargs"),
+    [
+        ("mean", False, 0.5, 0.0, {"fused": True}),
+        ("sum", True, 0.3, 0.1, {"lr_decay": 0.01, "weight_decay": 1e-3, "eps": 1e-6}),
+        ("mean", False, 0.0, 0.2, {"initial_accumulator_value": 0.1}),
+    ],
+)
+def test_the_fused_step_is_autograds_step(mode, weighted, dropout, smoothing, head_kwargs):
+    torch.manual_seed(0)
+    plain = _model(mode, dropout)
+    fused = deepcopy(plain)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=smoothing)
+    plain_opt, fused_opt = _optimizer(plain, **head_kwargs), _optimizer(fused, **head_kwargs)
+    step = fuse_bag_step(fused, loss_fn, fused_opt, TRAINER)
+    assert isinstance(step, FusedBagStep)
+    start = plain.embedding.weight.detach().clone()
+    plain.train(), fused.train()
+    for i, batch in enumerate(_batches(8, weighted)):
+        torch.manual_seed(100 + i)  # both draw the same dropout mask from torch's generator
+        loss, preds = _autograd_step(plain, plain_opt, loss_fn, batch)
+        torch.manual_seed(100 + i)
+        result = step(batch)
+        assert result is not None
+        torch.testing.assert_close(result[0], loss, rtol=1e-5, atol=1e-6)
+        assert torch.equal(result[1], preds)
+        ours, theirs = fused.embedding.last_gradient, plain.embedding.last_gradient
+        torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-4, atol=1e-7)
+        assert torch.equal(ours.lengths, theirs.lengths)
+        assert (ours.keep is None) == (theirs.keep is None)
+    for (name, a), (_, b) in zip(plain.named_parameters(), fused.named_parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=name)
+        assert b.grad is None  # updated in the step: nothing left in .grad
+    for member_plain, member_fused in zip(plain_opt.optimizers, fused_opt.optimizers, strict=True):
+        for p, q in zip(member_plain.state, member_fused.state, strict=True):
+            for key, value in member_plain.state[p].items():
+                torch.testing.assert_close(member_fused.state[q][key], value, rtol=1e-5, atol=1e-9)
+    moved = (fused.embedding.weight - start).abs().sum(1) > 0
+    assert not moved[0] and moved[1:].sum() >= 30  # <pad> untouched, the rest trained
+
+
+def test_without_the_head_update_the_gradients_wait_in_grad():
+    torch.manual_seed(0)
+    plain = _model()
+    fused = deepcopy(plain)
+    loss_fn = nn.CrossEntropyLoss()
+    fused_opt = _optimizer(fused)
+    step = fuse_bag_step(fused, loss_fn, fused_opt, TRAINER)
+    batch = _batches(1)[0]
+    head_before = fused.head[-1].weight.detach().clone()
+    table_before = fused.embedding.weight.detach().clone()
+    torch.manual_seed(3)
+    logits = plain(batch["ids"], batch["offsets"])
+    loss_fn(logits, batch["labels"]).backward()  # autograd's gradients, no step
+    torch.manual_seed(3)
+    assert step(batch, update_head=False) is not None
+    linear, plain_linear = fused.head[-1], plain.head[-1]
+    assert torch.equal(linear.weight, head_before)  # the head waits for its optimizer
+    assert not torch.equal(fused.embedding.weight, table_before)  # the table did not wait
+    torch.testing.assert_close(linear.weight.grad, plain_linear.weight.grad, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(linear.bias.grad, plain_linear.bias.grad, rtol=1e-5, atol=1e-7)
+    fused_opt.step()  # torch's Adagrad, from .grad
+    assert not torch.equal(linear.weight, head_before)
+
+
+def test_a_batch_it_cannot_take_changes_nothing():
+    torch.manual_seed(0)
+    model = _model()
+    optimizer = _optimizer(model)
+    step = fuse_bag_step(model, nn.CrossEntropyLoss(), optimizer, TRAINER)
+    good = _batches(1)[0]
+    bad = {
+        "an id past the table": {**good, "ids": good["ids"].clone().fill_(ROWS)},
+        "a label past the classes": {**good, "labels": torch.full_like(good["labels"], CLASSES)},
+        "offsets out of order": {**good, "offsets": good["offsets"].flip(0)},
+        "int32 ids": {**good, "ids": good["ids"].int()},
+        "another key": {**good, "mask": good["ids"]},
+    }
+    before = deepcopy(model.state_dict())
+    sums = optimizer.optimizers[1]._sum(model.embedding.weight).clone()
+    for what, batch in bad.items():
+        assert step(batch) is None, what
+    model.embedding.weight.requires_grad_(False)  # frozen for now (unfreeze_at_epoch)
+    assert step(good) is None
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert torch.equal(optimizer.optimizers[1].state[model.embedding.weight]["sum"], sums)
+    with pytest.raises(RuntimeError, match="idx"):  # autograd's path says what is wrong
+        model(bad["an id past the table"]["ids"], good["offsets"])
+
+
+def test_not_fused_where_the_step_is_another():
+    torch.manual_seed(0)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def fusable(model=None, optimizer=None, loss=loss_fn, trainer=TRAINER) -> bool:
+        model = model or _model()
+        optimizer = optimizer or _optimizer(model)
+        return fuse_bag_step(model, loss, optimizer, trainer) is not None
+
+    assert fusable()
+    hidden = _model(hidden=(8,))
+    assert not fusable(hidden)  # an MLP head
+    adam = _model()
+    assert not fusable(adam, _optimizer(adam, torch.optim.Adam, lr=1e-3))
+    assert not fusable(loss=nn.CrossEntropyLoss(weight=torch.ones(CLASSES)))
+    assert not fusable(loss=nn.CrossEntropyLoss(reduction="sum"))
+    assert not fusable(trainer=SimpleNamespace(precision="bf16-mixed", callbacks=[]))
+
+    class Hook(L.Callback):  # sees the backward, which the fused step does not make
+        def on_after_backward(self, trainer, module):
+            pass
+
+    assert not fusable(trainer=SimpleNamespace(precision="32-true", callbacks=[Hook()]))
+    unfused = _model()
+    optimizer = _optimizer(unfused)
+    unfused.embedding.fused_update = None  # optimizer.fuse_table_update=false
+    assert not fusable(unfused, optimizer)
+    wide = _model().double()
+    assert not fusable(wide, _optimizer(wide))
+
+
+def test_a_run_uses_it_and_ends_where_the_autograd_run_ends(make_cfg, tmp_path, monkeypatch):
+    from embedlab.tasks.classification import ClassificationTask
+
+    calls: list[bool] = []
+    fused_train_batch = ClassificationTask.fused_train_batch
+
+    def counted(self, batch, update_head):
+        done = fused_train_batch(self, batch, update_head)
+        calls.append(done)
+        return done
+
+    monkeypatch.setattr(ClassificationTask, "fused_train_batch", counted)
+    runs = {}
+    for fuse in (True, False):
+        cfg = make_cfg(f"optimizer.fuse_train_step={str(fuse).lower()}", "scheduler=linear")
+        cfg.paths.output_dir = str(tmp_path / str(fuse))
+        metrics = train(cfg)
+        state = torch.load(tmp_path / str(fuse) / "checkpoints" / "last.ckpt", weights_only=True)
+        runs[fuse] = metrics, state["state_dict"]
+        if fuse:  # every batch of every step, the steps' last ones with the head's .grad
+            assert calls and all(calls)
+        else:
+            assert calls and not any(calls)  # autograd for every batch
+        calls.clear()
+    (fused, fused_state), (plain, plain_state) = runs[True], runs[False]
+    for key, value in plain_state.items():
+        torch.testing.assert_close(fused_state[key], value, rtol=1e-4, atol=1e-5, msg=key)
+    assert fused["val/acc"] == pytest.approx(plain["val/acc"], abs=0.01)
+    assert fused["train/loss_epoch"] == pytest.approx(plain["train/loss_epoch"], rel=1e-4)
