@@ -53,7 +53,7 @@ def _kernels() -> tuple[Any, Any] | None:
     i64, f32, f64, ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_double, ctypes.c_void_p
     step = lib.bag_train_step_f32
     step.argtypes = [i64] * 5 + [ptr] * 3 + [i64, ctypes.c_int] + [ptr] * 2 + [f32] * 2
-    step.argtypes += [ptr, f32, f32, ptr, ptr, ptr, f32] + [ptr] * 9
+    step.argtypes += [ptr, f32, f32, ptr, ptr, ptr, f32] + [ptr] * 10
     step.restype = ctypes.c_int
     adagrad = lib.adagrad_f32
     adagrad.argtypes = [i64] + [ptr] * 4 + [f64, f64, f32, f32]
@@ -120,6 +120,7 @@ class FusedBagStep:
         pooled = torch.empty(n_bags, dim)
         logits = torch.empty(n_bags, n_classes)
         lengths = torch.empty(n_bags, dtype=torch.int64)
+        n_pad = torch.empty((), dtype=torch.int64)
         scale = torch.empty(n_bags, 1) if mean else None
         grad = torch.empty(n_bags, dim)
         preds = torch.empty(n_bags, dtype=torch.int64)
@@ -152,6 +153,7 @@ class FusedBagStep:
             pooled.data_ptr(),
             logits.data_ptr(),
             lengths.data_ptr(),
+            n_pad.data_ptr(),
             None if scale is None else scale.data_ptr(),
             grad.data_ptr(),
             grad_W.data_ptr(),
@@ -161,10 +163,7 @@ class FusedBagStep:
         )
         if status:  # nothing was updated: autograd's path says what is wrong
             return None
-        keep = None
-        if self.pad >= 0:
-            keep = ids != self.pad
-            keep = None if bool(keep.all()) else keep
+        keep = ids != self.pad if n_pad.item() else None  # as the module's BagGradient
         self.embedding.last_gradient = BagGradient(grad, ids, lengths, weights, scale, keep)
         for param, param_grad in ((W, grad_W), (bias, grad_bias)):
             if param is None:

@@ -88,8 +88,8 @@ void bag_update_f64(int64_t n_bags, int64_t dim, const double *grad, const doubl
  *   logits_b = W x_b + bias
  *   loss = mean_b [(1 - eps) * -log softmax(logits_b)[y_b] + eps * mean_c -log softmax_c]
  *
- * Writes loss (mean), preds (argmax, first maximum), lengths (tokens per bag), scale (NULL
- * for sum bags), grad_pooled (the loss's gradient w.r.t. pooled: BagGradient.grad), grad_W
+ * Writes loss (mean), preds (argmax, first maximum), lengths (tokens per bag), n_pad (how
+ * many ids are padding), scale (NULL for sum bags), grad_pooled (the loss's gradient w.r.t. pooled: BagGradient.grad), grad_W
  * and grad_bias (NULL where there is no bias), and updates table and its row sums. pooled and
  * logits are scratch (n_bags x dim, n_bags x n_classes). Returns 0, or before writing
  * anything that is not scratch: 1 offsets out of order or past the ids, 2 an id out of the
@@ -100,8 +100,8 @@ int bag_train_step_f32(int64_t n_bags, int64_t dim, int64_t n_classes, int64_t n
                        float lr, float eps, const float *uniform, float p, float keep_scale,
                        const float *W, const float *bias, const int64_t *labels,
                        float smoothing, float *pooled, float *logits, int64_t *lengths,
-                       float *scale, float *grad_pooled, float *grad_W, float *grad_bias,
-                       int64_t *preds, float *loss) {
+                       int64_t *n_pad, float *scale, float *grad_pooled, float *grad_W,
+                       float *grad_bias, int64_t *preds, float *loss) {
   for (int64_t b = 0; b < n_bags; ++b) {
     int64_t end = b + 1 < n_bags ? offsets[b + 1] : n_ids;
     if (offsets[b] < 0 || end < offsets[b] || end > n_ids || (b == 0 && offsets[0] != 0))
@@ -110,13 +110,17 @@ int bag_train_step_f32(int64_t n_bags, int64_t dim, int64_t n_classes, int64_t n
   }
   for (int64_t t = 0; t < n_ids; ++t)
     if (ids[t] < 0 || ids[t] >= n_rows) return 2;
+  *n_pad = 0;
   /* forward: the bags, dropout, logits */
   for (int64_t b = 0; b < n_bags; ++b) {
     int64_t start = offsets[b], end = b + 1 < n_bags ? offsets[b + 1] : n_ids, size = 0;
     float *x = pooled + b * dim;
     memset(x, 0, (size_t)dim * sizeof(float));
     for (int64_t t = start; t < end; ++t) {
-      if (ids[t] == pad) continue;
+      if (ids[t] == pad) {
+        ++*n_pad;
+        continue;
+      }
       const float *row = table + ids[t] * dim;
       float w = weights ? weights[t] : 1.0f;
       if (weights)
