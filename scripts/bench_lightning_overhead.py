@@ -90,9 +90,11 @@ def plain_side(cfg: DictConfig) -> tuple[float, int]:
     fused_step = None
     trainer = SimpleNamespace(gradient_clip_val=clip, precision="32-true", callbacks=[])
     # the table's update in its backward and the bag model's whole step, as train() makes them
-    if cfg.optimizer.fuse_table_update and fuse_table_update(optimizer, module.embedding, trainer):
-        if cfg.optimizer.fuse_train_step and cfg.data.batches_per_step > 1 and not lm:
-            fused_step = fuse_bag_step(module.model, module.loss_fn, optimizer, trainer)
+    table = cfg.optimizer.fuse_table_update and fuse_table_update(
+        optimizer, module.embedding, trainer
+    )
+    if table and cfg.optimizer.fuse_train_step and cfg.data.batches_per_step > 1 and not lm:
+        fused_step = fuse_bag_step(module.model, module.loss_fn, optimizer, trainer)
     updates = round(epochs * len(loader) * batches_per_step(loader))
     schedule = build_scheduler(optimizer, cfg.scheduler, updates)
     scheduler = schedule["scheduler"] if schedule else None
