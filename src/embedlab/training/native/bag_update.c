@@ -24,9 +24,25 @@
 #define PREFETCH(address) ((void)0)
 #endif
 
+/* a . b with 8 partial sums: loops the compiler vectorizes (a single sum is a serial chain
+ * it may not reorder) */
+#define DOT(NAME, T)                                                                        \
+  static inline T NAME(const T *restrict a, const T *restrict b, int64_t n) {              \
+    T acc[8] = {0}, s = 0;                                                                  \
+    int64_t d = 0;                                                                          \
+    for (; d + 8 <= n; d += 8)                                                              \
+      for (int k = 0; k < 8; ++k) acc[k] += a[d + k] * b[d + k];                            \
+    for (; d < n; ++d) s += a[d] * b[d];                                                    \
+    for (int k = 0; k < 8; ++k) s += acc[k];                                                \
+    return s;                                                                               \
+  }
+
+DOT(dot_f32, float)
+DOT(dot_f64, double)
+
 /* The update loop, skipping padding tokens: keep[t] == 0 where keep is given, else
  * ids[t] == pad (pad < 0: none). */
-#define ROWS_UPDATE(NAME, T, SQRT)                                                          \
+#define ROWS_UPDATE(NAME, DOTP, T, SQRT)                                                        \
   static void NAME(int64_t n_bags, int64_t dim, const T *grad, const T *scale,              \
                    const int64_t *ids, const int64_t *lengths, const T *weights,            \
                    const uint8_t *keep, int64_t pad, T *table, T *sum, T lr, T eps) {       \
@@ -35,9 +51,8 @@
     int64_t t = 0;                                                                          \
     for (int64_t b = 0; b < n_bags; ++b) {                                                  \
       const T *g = grad + b * dim;                                                          \
-      T s = scale ? scale[b] : (T)1, sq = 0;                                                \
-      for (int64_t d = 0; d < dim; ++d) sq += g[d] * g[d];                                  \
-      sq = s * s * sq / (T)dim; /* the mean square of the bag's gradient */                 \
+      T s = scale ? scale[b] : (T)1;                                                        \
+      T sq = s * s * DOTP(g, g, dim) / (T)dim; /* the mean square of the bag's gradient */  \
       for (int64_t i = 0; i < lengths[b]; ++i, ++t) {                                       \
         if (t + AHEAD < n_ids) PREFETCH(sum + ids[t + AHEAD]);                              \
         if (keep ? !keep[t] : ids[t] == pad) continue;                                      \
@@ -47,7 +62,7 @@
     }                                                                                       \
     t = 0;                                                                                  \
     for (int64_t b = 0; b < n_bags; ++b) {                                                  \
-      const T *g = grad + b * dim;                                                          \
+      const T *restrict g = grad + b * dim;                                                 \
       T s = scale ? scale[b] : (T)1;                                                        \
       for (int64_t i = 0; i < lengths[b]; ++i, ++t) {                                       \
         if (t + AHEAD < n_ids) {                                                            \
@@ -58,14 +73,14 @@
         if (keep ? !keep[t] : ids[t] == pad) continue;                                      \
         int64_t r = ids[t];                                                                 \
         T c = -lr / (SQRT(sum[r]) + eps) * s * (weights ? weights[t] : (T)1);               \
-        T *row = table + r * dim;                                                           \
+        T *restrict row = table + r * dim;                                                  \
         for (int64_t d = 0; d < dim; ++d) row[d] += g[d] * c;                               \
       }                                                                                     \
     }                                                                                       \
   }
 
-ROWS_UPDATE(rows_update_f32, float, sqrtf)
-ROWS_UPDATE(rows_update_f64, double, sqrt)
+ROWS_UPDATE(rows_update_f32, dot_f32, float, sqrtf)
+ROWS_UPDATE(rows_update_f64, dot_f64, double, sqrt)
 
 void bag_update_f32(int64_t n_bags, int64_t dim, const float *grad, const float *scale,
                     const int64_t *ids, const int64_t *lengths, const float *weights,
@@ -114,14 +129,18 @@ int bag_train_step_f32(int64_t n_bags, int64_t dim, int64_t n_classes, int64_t n
   /* forward: the bags, dropout, logits */
   for (int64_t b = 0; b < n_bags; ++b) {
     int64_t start = offsets[b], end = b + 1 < n_bags ? offsets[b + 1] : n_ids, size = 0;
-    float *x = pooled + b * dim;
+    float *restrict x = pooled + b * dim;
     memset(x, 0, (size_t)dim * sizeof(float));
     for (int64_t t = start; t < end; ++t) {
+      if (t + AHEAD < n_ids) { /* the update writes these rows too */
+        const char *next = (const char *)(table + ids[t + AHEAD] * dim);
+        for (int64_t at = 0; at < dim * (int64_t)sizeof(float); at += 64) PREFETCH(next + at);
+      }
       if (ids[t] == pad) {
         ++*n_pad;
         continue;
       }
-      const float *row = table + ids[t] * dim;
+      const float *restrict row = table + ids[t] * dim;
       float w = weights ? weights[t] : 1.0f;
       if (weights)
         for (int64_t d = 0; d < dim; ++d) x[d] += w * row[d];
@@ -135,7 +154,7 @@ int bag_train_step_f32(int64_t n_bags, int64_t dim, int64_t n_classes, int64_t n
       for (int64_t d = 0; d < dim; ++d) x[d] *= scale[b];
     }
     if (uniform) {
-      const float *u = uniform + b * dim;
+      const float *restrict u = uniform + b * dim;
       for (int64_t d = 0; d < dim; ++d) x[d] *= u[d] >= p ? keep_scale : 0.0f;
     }
   }
@@ -145,10 +164,7 @@ int bag_train_step_f32(int64_t n_bags, int64_t dim, int64_t n_classes, int64_t n
     float *z = logits + b * n_classes, top = -INFINITY;
     int64_t best = 0;
     for (int64_t c = 0; c < n_classes; ++c) {
-      const float *w = W + c * dim;
-      float acc = 0;
-      for (int64_t d = 0; d < dim; ++d) acc += w[d] * x[d];
-      z[c] = acc + (bias ? bias[c] : 0.0f);
+      z[c] = dot_f32(W + c * dim, x, dim) + (bias ? bias[c] : 0.0f);
       if (z[c] > top) top = z[c], best = c;
     }
     preds[b] = best;
@@ -173,12 +189,12 @@ int bag_train_step_f32(int64_t n_bags, int64_t dim, int64_t n_classes, int64_t n
   memset(grad_W, 0, (size_t)(n_classes * dim) * sizeof(float));
   if (grad_bias) memset(grad_bias, 0, (size_t)n_classes * sizeof(float));
   for (int64_t b = 0; b < n_bags; ++b) {
-    const float *x = pooled + b * dim, *z = logits + b * n_classes;
-    float *g = grad_pooled + b * dim;
+    const float *restrict x = pooled + b * dim, *z = logits + b * n_classes;
+    float *restrict g = grad_pooled + b * dim;
     memset(g, 0, (size_t)dim * sizeof(float));
     for (int64_t c = 0; c < n_classes; ++c) {
-      const float *w = W + c * dim;
-      float *gw = grad_W + c * dim, zc = z[c];
+      const float *restrict w = W + c * dim;
+      float *restrict gw = grad_W + c * dim, zc = z[c];
       for (int64_t d = 0; d < dim; ++d) {
         gw[d] += zc * x[d];
         g[d] += zc * w[d];
@@ -186,7 +202,7 @@ int bag_train_step_f32(int64_t n_bags, int64_t dim, int64_t n_classes, int64_t n
       if (grad_bias) grad_bias[c] += zc;
     }
     if (uniform) {
-      const float *u = uniform + b * dim;
+      const float *restrict u = uniform + b * dim;
       for (int64_t d = 0; d < dim; ++d) g[d] *= u[d] >= p ? keep_scale : 0.0f;
     }
   }
