@@ -145,6 +145,7 @@ def test_a_batch_it_cannot_take_changes_nothing():
         "offsets out of order": {**good, "offsets": good["offsets"].flip(0)},
         "int32 ids": {**good, "ids": good["ids"].int()},
         "another key": {**good, "mask": good["ids"]},
+        "weights in a mean bag": {**good, "per_sample_weights": torch.ones(len(good["ids"]))},
     }
     before = deepcopy(model.state_dict())
     sums = optimizer.optimizers[1]._sum(model.embedding.weight).clone()
@@ -219,3 +220,20 @@ def test_a_run_uses_it_and_ends_where_the_autograd_run_ends(make_cfg, tmp_path, 
         torch.testing.assert_close(fused_state[key], value, rtol=1e-4, atol=1e-5, msg=key)
     assert fused["val/acc"] == pytest.approx(plain["val/acc"], abs=0.01)
     assert fused["train/loss_epoch"] == pytest.approx(plain["train/loss_epoch"], rel=1e-4)
+
+
+def test_a_dropout_in_eval_mode_draws_nothing():
+    torch.manual_seed(0)
+    plain = _model(dropout=0.5)
+    fused = deepcopy(plain)
+    loss_fn = nn.CrossEntropyLoss()
+    plain_opt, fused_opt = _optimizer(plain), _optimizer(fused)
+    step = fuse_bag_step(fused, loss_fn, fused_opt, TRAINER)
+    plain.head[0].eval(), fused.head[0].eval()  # the rest trains
+    batch = _batches(1)[0]
+    _autograd_step(plain, plain_opt, loss_fn, batch)
+    rng = torch.get_rng_state()
+    assert step(batch) is not None
+    assert torch.equal(torch.get_rng_state(), rng)  # as nn.Dropout in eval mode
+    for (name, a), (_, b) in zip(plain.named_parameters(), fused.named_parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
