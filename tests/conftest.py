@@ -46,6 +46,17 @@ def compose_eval(overrides: list[str], out: Path) -> DictConfig:
     return compose_config(overrides, {"output_dir": out, "cache_dir": out / "cache"}, "eval")
 
 
+def train_into(cfg: DictConfig, out: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``train(cfg)`` with its run folder at ``out``: its metrics and the state dict of its
+    ``last.ckpt``."""
+    from embedlab.train import train
+
+    cfg.paths.output_dir = str(out)
+    metrics = train(cfg)
+    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    return metrics, state["state_dict"]
+
+
 def load_script(name: str) -> ModuleType:
     """``scripts/<name>.py`` imported as a module (the scripts are not a package)."""
     path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from embedlab.embeddings.bag import BagEmbedding
-from embedlab.train import train
 from embedlab.training import native
 from embedlab.training.optim import (
     RowWiseAdagrad,
@@ -20,6 +19,7 @@ from embedlab.training.optim import (
     fuse_table_update,
     unfuse_table_update,
 )
+from tests.conftest import train_into
 
 needs_cc = pytest.mark.skipif(native.compiler() is None, reason="no C compiler (cc)")
 
@@ -118,10 +118,8 @@ def test_a_run_fuses_while_training_only_and_matches_the_unfused_run(
     runs = {}
     for fuse in (True, False):
         cfg = make_cfg(f"optimizer.fuse_table_update={str(fuse).lower()}", "scheduler=linear")
-        cfg.paths.output_dir = str(tmp_path / str(fuse))
-        metrics = train(cfg)
-        state = torch.load(tmp_path / str(fuse) / "checkpoints" / "last.ckpt", weights_only=True)
-        runs[fuse] = metrics, state["state_dict"]["model.embedding.weight"]
+        metrics, state = train_into(cfg, tmp_path / str(fuse))
+        runs[fuse] = metrics, state["model.embedding.weight"]
         assert len(seen) == 2 and set(seen) == {(fuse, fuse)}  # 2 steps of K batches
         assert tables[-1].fused_update is None  # the module outlives the run's optimizer
         seen.clear()

@@ -13,10 +13,10 @@ from torch import nn
 
 from embedlab.embeddings.bag import BagEmbedding
 from embedlab.models.bag_of_embeddings import BagOfEmbeddings
-from embedlab.train import train
 from embedlab.training import native
 from embedlab.training.bag_step import FusedBagStep, fuse_bag_step
 from embedlab.training.optim import CompositeOptimizer, RowWiseAdagrad, fuse_table_update
+from tests.conftest import train_into
 
 pytestmark = pytest.mark.skipif(native.compiler() is None, reason="no C compiler (cc)")
 
@@ -148,7 +148,7 @@ def test_a_batch_it_cannot_take_changes_nothing():
         "weights in a mean bag": {**good, "per_sample_weights": torch.ones(len(good["ids"]))},
     }
     before = deepcopy(model.state_dict())
-    sums = optimizer.optimizers[1]._sum(model.embedding.weight).clone()
+    sums = optimizer.optimizers[1].row_sums(model.embedding.weight).clone()
     for what, batch in bad.items():
         assert step(batch) is None, what
     model.embedding.weight.requires_grad_(False)  # frozen for now (unfreeze_at_epoch)
@@ -206,10 +206,7 @@ def test_a_run_uses_it_and_ends_where_the_autograd_run_ends(make_cfg, tmp_path, 
     runs = {}
     for fuse in (True, False):
         cfg = make_cfg(f"optimizer.fuse_train_step={str(fuse).lower()}", "scheduler=linear")
-        cfg.paths.output_dir = str(tmp_path / str(fuse))
-        metrics = train(cfg)
-        state = torch.load(tmp_path / str(fuse) / "checkpoints" / "last.ckpt", weights_only=True)
-        runs[fuse] = metrics, state["state_dict"]
+        runs[fuse] = train_into(cfg, tmp_path / str(fuse))
         if fuse:  # every batch of every step, the steps' last ones with the head's .grad
             assert calls and all(calls)
         else:

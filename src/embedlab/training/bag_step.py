@@ -132,7 +132,7 @@ class FusedBagStep:
         loss = torch.empty(())
         grad_W, grad_bias = torch.empty_like(W), None if bias is None else torch.empty_like(bias)
         table_group = self.table_optimizer.param_groups[0]
-        sums = self.table_optimizer._sum(table)
+        sums = self.table_optimizer.row_sums(table)
         status = self.kernel(
             n_bags,
             dim,

@@ -179,7 +179,7 @@ class RowWiseAdagrad(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:  # no gradient, or updated in its backward (bag_step)
                     continue
-                acc = self._sum(p)
+                acc = self.row_sums(p)
                 grad = p.grad
                 if grad.is_sparse:
                     self._sparse_update(p, grad, acc, lr, eps)
@@ -195,7 +195,7 @@ class RowWiseAdagrad(torch.optim.Optimizer):
         :func:`fuse_table_update`), as :meth:`step` would from ``bag.to_sparse()``: one compiled
         pass (``native/bag_update.c``) where it can, torch's ops elsewhere."""
         group = next(g for g in self.param_groups if any(q is p for q in g["params"]))
-        acc = self._sum(p)
+        acc = self.row_sums(p)
         kernel = _bag_kernel(p.dtype)
         grad, scale, weights = bag.grad, bag.scale, bag.weights
         if not (
@@ -229,7 +229,7 @@ class RowWiseAdagrad(torch.optim.Optimizer):
             group["eps"],
         )
 
-    def _sum(self, p: torch.Tensor) -> torch.Tensor:
+    def row_sums(self, p: torch.Tensor) -> torch.Tensor:
         """The per-row squared-gradient sums of ``p`` (created at its first update)."""
         state = self.state[p]
         if not state:
