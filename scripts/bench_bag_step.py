@@ -11,7 +11,7 @@ the shared data, else the embedded synthetic set) with row-wise Adagrad, same th
   ``optimizer.fuse_table_update``; ``--no-fuse``: ``RowWiseAdagrad.step`` with ``index_add_``
   on the sparse gradient) and torch's fused Adagrad for the head, as a run makes them.
 
-and, as a third row, the whole step in one compiled call (``optimizer.fuse_train_step``,
+And, as a third row, the whole step in one compiled call (``optimizer.fuse_train_step``,
 ``embedlab.training.bag_step``; not with ``--no-fuse``).
 
 Printed: ms per step (forward + backward + update; the best of ``--repeats`` epochs) for

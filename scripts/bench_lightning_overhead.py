@@ -105,7 +105,7 @@ def plain_side(cfg: DictConfig) -> tuple[float, int]:
             module.on_train_epoch_start()  # a recurrent state starts afresh, as under Lightning
         start = time.perf_counter()
         for batch in batches_of(loader):
-            if fused_step is not None and fused_step(batch) is not None:  # forward to update
+            if fused_step is not None and fused_step(batch) is not None:  # the whole update
                 samples += batch["labels"].numel()
                 if scheduler is not None:
                     scheduler.step()

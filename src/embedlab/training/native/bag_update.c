@@ -42,7 +42,7 @@ DOT(dot_f64, double)
 
 /* The update loop, skipping padding tokens: keep[t] == 0 where keep is given, else
  * ids[t] == pad (pad < 0: none). */
-#define ROWS_UPDATE(NAME, DOTP, T, SQRT)                                                        \
+#define ROWS_UPDATE(NAME, DOTP, T, SQRT)                                                    \
   static void NAME(int64_t n_bags, int64_t dim, const T *grad, const T *scale,              \
                    const int64_t *ids, const int64_t *lengths, const T *weights,            \
                    const uint8_t *keep, int64_t pad, T *table, T *sum, T lr, T eps) {       \
@@ -101,14 +101,16 @@ void bag_update_f64(int64_t n_bags, int64_t dim, const double *grad, const doubl
  *   pooled_b = scale_b * sum_t w_t table[ids_t]      (scale_b = 1/#non-padding ids, mean bags)
  *   x_b = pooled_b * (uniform_b >= p) * keep_scale   (dropout; uniform NULL: none)
  *   logits_b = W x_b + bias
- *   loss = mean_b [(1 - eps) * -log softmax(logits_b)[y_b] + eps * mean_c -log softmax_c]
+ *   loss = mean_b [(1 - s) * -log softmax(logits_b)[y_b] + s * mean_c -log softmax_c]
+ *   (s: label smoothing)
  *
  * Writes loss (mean), preds (argmax, first maximum), lengths (tokens per bag), n_pad (how
- * many ids are padding), scale (NULL for sum bags), grad_pooled (the loss's gradient w.r.t. pooled: BagGradient.grad), grad_W
- * and grad_bias (NULL where there is no bias), and updates table and its row sums. pooled and
- * logits are scratch (n_bags x dim, n_bags x n_classes). Returns 0, or before writing
- * anything that is not scratch: 1 offsets out of order or past the ids, 2 an id out of the
- * table, 3 a label out of range; the caller then takes autograd's path, which reports it. */
+ * many ids are padding), scale (NULL for sum bags), grad_pooled (the loss's gradient w.r.t.
+ * pooled: BagGradient.grad), grad_W and grad_bias (NULL where there is no bias), and updates
+ * table and its row sums. pooled and logits are scratch (n_bags x dim, n_bags x n_classes).
+ * Returns 0, or before writing anything that is not scratch: 1 offsets out of order or past
+ * the ids, 2 an id out of the table, 3 a label out of range; the caller then takes
+ * autograd's path, which reports it. */
 int bag_train_step_f32(int64_t n_bags, int64_t dim, int64_t n_classes, int64_t n_ids,
                        int64_t n_rows, const int64_t *ids, const int64_t *offsets,
                        const float *weights, int64_t pad, int mean, float *table, float *sum,
