@@ -109,13 +109,14 @@ def reuse_freed_memory(mmap_below: int = 32 << 20, trim_above: int = 128 << 20) 
 
 @contextmanager
 def replaced_whole(target: Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """A file to write ``target``'s new content into: a temporary file in its folder, renamed
-    onto it when the block ends (a reader sees the old file or the new one, never a part) and
-    deleted when the block raises."""
+    """A file to write ``target``'s new content into: a temporary file in its folder (``.name``
+    is its path, for writers that take one), renamed onto it when the block ends (a reader sees
+    the old file or the new one, never a part) and deleted when the block raises."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode) as f:
+        with open(tmp, mode) as f:
             yield f
         os.replace(tmp, target)
     except BaseException:

@@ -28,6 +28,8 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
+from embedlab.utils import replaced_whole
+
 log = logging.getLogger(__name__)
 
 SOURCES = Path(__file__).parent
@@ -114,22 +116,15 @@ def _verified(path: Path) -> bool:
 def _build(cc: list[str], source: Path, path: Path) -> None:
     """Compile ``source`` to ``path`` and record its digest; both written whole (renamed into
     place), so a concurrent run sees the old files or the new ones."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".so")
-    os.close(fd)
-    try:
+    with replaced_whole(path) as f:  # the compiler writes the temporary file by its name
         subprocess.run(
-            [*cc, *FLAGS, "-o", tmp, str(source), "-lm"],
+            [*cc, *FLAGS, "-o", f.name, str(source), "-lm"],
             check=True,
             capture_output=True,
             text=True,
         )
-        digest = _digest(Path(tmp))
-        sidecar_tmp = tmp + ".sha256"
-        Path(sidecar_tmp).write_text(digest + "\n")
-        os.replace(tmp, path)
-        os.replace(sidecar_tmp, path.with_name(path.name + ".sha256"))
-    finally:
-        for leftover in (tmp, tmp + ".sha256"):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
+        digest = _digest(Path(f.name))
+    with replaced_whole(path.with_name(path.name + ".sha256"), "w") as f:
+        f.write(digest + "\n")
     log.info("compiled %s", path)
+
