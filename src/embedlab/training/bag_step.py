@@ -29,7 +29,6 @@ frozen for now) takes autograd's path, which reports what is wrong with it.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 from typing import Any
 
@@ -49,18 +48,8 @@ def _kernels() -> tuple[Any, Any] | None:
     """``(bag_train_step_f32, adagrad_f32)`` from the compiled library, or None."""
     from embedlab.training import native
 
-    lib = native.load("bag_update")
-    if lib is None:
-        return None
-    i64, f32, f64, ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_double, ctypes.c_void_p
-    step = lib.bag_train_step_f32
-    step.argtypes = [i64] * 5 + [ptr] * 3 + [i64, ctypes.c_int] + [ptr] * 2 + [f32] * 2
-    step.argtypes += [ptr, f32, f32, ptr, ptr, ptr, f32] + [ptr] * 10
-    step.restype = ctypes.c_int
-    adagrad = lib.adagrad_f32
-    adagrad.argtypes = [i64] + [ptr] * 4 + [f64, f64, f32, f32]
-    adagrad.restype = None
-    return step, adagrad
+    lib = native.bag_update()
+    return None if lib is None else (lib.bag_train_step_f32, lib.adagrad_f32)
 
 
 class FusedBagStep:

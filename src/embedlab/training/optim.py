@@ -250,19 +250,11 @@ class RowWiseAdagrad(torch.optim.Optimizer):
 @functools.cache
 def _bag_kernel(dtype: torch.dtype) -> Any:
     """The C kernel of :meth:`RowWiseAdagrad.bag_step` for ``dtype`` (float32/64), or None."""
-    import ctypes
-
     from embedlab.training import native
 
-    real = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
-    lib = native.load("bag_update") if dtype in real else None
-    if lib is None:
-        return None
-    suffix, scalar = real[dtype]
-    kernel = getattr(lib, f"bag_update_{suffix}")
-    kernel.argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 8 + [scalar] * 2
-    kernel.restype = None
-    return kernel
+    suffix = {torch.float32: "f32", torch.float64: "f64"}.get(dtype)
+    lib = native.bag_update() if suffix else None
+    return None if lib is None else getattr(lib, f"bag_update_{suffix}")
 
 
 def fuse_table_update(optimizer: torch.optim.Optimizer, embedding: Any, trainer: Any) -> bool:

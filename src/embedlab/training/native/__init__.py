@@ -128,3 +128,24 @@ def _build(cc: list[str], source: Path, path: Path) -> None:
         f.write(digest + "\n")
     log.info("compiled %s", path)
 
+
+def bag_update() -> ctypes.CDLL | None:
+    """``bag_update.c`` with its functions' C signatures declared (here only), or None where it
+    cannot be built: ``bag_update_f32/f64`` (the table's update from its bag gradients,
+    ``RowWiseAdagrad.bag_step``), ``bag_train_step_f32`` and ``adagrad_f32`` (the bag model's
+    whole step, ``training/bag_step.py``)."""
+    lib = load("bag_update")
+    if lib is None:
+        return None
+    i64, f32, f64, ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_double, ctypes.c_void_p
+    for suffix, real in (("f32", f32), ("f64", f64)):
+        update = getattr(lib, f"bag_update_{suffix}")
+        update.argtypes = [i64] * 2 + [ptr] * 8 + [real] * 2
+        update.restype = None
+    step = lib.bag_train_step_f32
+    step.argtypes = [i64] * 5 + [ptr] * 3 + [i64, ctypes.c_int] + [ptr] * 2 + [f32] * 2
+    step.argtypes += [ptr, f32, f32, ptr, ptr, ptr, f32] + [ptr] * 10
+    step.restype = ctypes.c_int
+    lib.adagrad_f32.argtypes = [i64] + [ptr] * 4 + [f64, f64, f32, f32]
+    lib.adagrad_f32.restype = None
+    return lib
