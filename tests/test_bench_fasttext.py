@@ -42,6 +42,18 @@ def test_convert_tsv_writes_lowercased_split_fasttext_lines(bench, tmp_path):
     ]
 
 
+def test_fasttext_word_share_counts_tokens_as_fasttext_does(bench, tmp_path):
+    # fastText counts every token it reads, the label and each line's </s> included
+    ft = tmp_path / "train.ft"
+    ft.write_text("__label__1 a great , fun movie !\n__label__0 bad\n", encoding="utf-8")
+    # words: 6 + 1; tokens: (7 + 1) + (2 + 1)
+    assert bench.fasttext_word_share(ft) == pytest.approx(7 / 11)
+    (tmp_path / "empty.ft").write_text("", encoding="utf-8")
+    assert bench.fasttext_word_share(tmp_path / "empty.ft") is None
+    line = bench.share_line([{"name": "mpqa", "fasttext_word_share": 0.6061}, {"name": "x"}])
+    assert "mpqa 0.606" in line and "x " not in line
+
+
 def test_parse_progress_takes_the_last_words_per_second_value(bench):
     stderr = (
         "\rRead 0M words\nNumber of words:  18765\nNumber of labels: 2\n"
