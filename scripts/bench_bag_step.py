@@ -12,7 +12,9 @@ the shared data, else the embedded synthetic set) with row-wise Adagrad, same th
   on the sparse gradient) and torch's fused Adagrad for the head, as a run makes them.
 
 And, as a third row, the whole step in one compiled call (``optimizer.fuse_train_step``,
-``embedlab.training.bag_step``; not with ``--no-fuse``).
+``embedlab.training.bag_step``; not with ``--no-fuse``), and as a fourth the updates of a
+Lightning step (``--group`` batches, ``data.batches_per_step``) in one call of
+``FusedBagStep.steps``, as a run makes all of a step's updates but its last.
 
 Printed: ms per step (forward + backward + update; the best of ``--repeats`` epochs) for
 each, and the ratios baseline / embedlab.
@@ -107,13 +109,20 @@ def time_epochs(
     return best * 1000
 
 
-def time_steps(batches: list[dict[str, torch.Tensor]], step: Any, repeats: int) -> float:
-    """Best ms per step of the fused whole step over ``repeats`` epochs (after a warm-up one)."""
+def time_steps(
+    batches: list[dict[str, torch.Tensor]], step: Any, repeats: int, group: int = 0
+) -> float:
+    """Best ms per step of the fused whole step over ``repeats`` epochs (after a warm-up one):
+    one call a batch, or with ``group`` one ``step.steps`` call for each ``group`` batches."""
     best = float("inf")
     for epoch in range(repeats + 1):
         start = time.perf_counter()
-        for batch in batches:
-            step(batch)
+        if group:
+            for first in range(0, len(batches), group):
+                step.steps(batches[first : first + group])
+        else:
+            for batch in batches:
+                step(batch)
         if epoch:
             best = min(best, (time.perf_counter() - start) / len(batches))
     return best * 1000
@@ -125,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-fuse", action="store_true", help="optimizer.fuse_table_update=false")
+    parser.add_argument("--group", type=int, default=32, help="batches in one call (4th row)")
     args = parser.parse_args(argv)
     if args.data != "synthetic" and "EMBEDLAB_DATA_DIR" not in os.environ:
         shared = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -164,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     ids = sum(int(b["ids"].numel()) for b in batches) / len(batches)
     base_ms = time_epochs(stock, batches, stock_update, args.repeats)
     fast_ms = time_epochs(model, batches, fast_update, args.repeats)
-    step_ms = None
+    step_ms = group_ms = None
     if fused:
         from embedlab.training.bag_step import fuse_bag_step
 
@@ -172,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         whole = fuse_bag_step(model, module.loss_fn, head_opt, trainer)
         if whole is not None:
             step_ms = time_steps(batches, whole, args.repeats)
+            group_ms = time_steps(batches, whole, args.repeats, args.group)
     print(
         f"{' '.join(sys.argv)}\ndata={args.data}: {len(batches)} steps of "
         f"{len(batches[0]['labels'])} texts, {ids:.0f} ids a step, table "
@@ -183,9 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| embedlab (BagEmbedding, layers.Dropout, {update}, fused head) | {fast_ms:.2f} |")
     if step_ms is not None:
         print(f"| embedlab, the whole step in one compiled call | {step_ms:.2f} |")
+    if group_ms is not None:
+        print(f"| embedlab, the whole steps of {args.group} batches in one call | {group_ms:.2f} |")
     print(f"speed-up: {base_ms / fast_ms:.2f}x")
     if step_ms is not None:
         print(f"speed-up of the whole step in one call: {base_ms / step_ms:.2f}x")
+    if group_ms is not None:
+        print(f"speed-up of {args.group} whole steps in one call: {base_ms / group_ms:.2f}x")
     return 0
 
 

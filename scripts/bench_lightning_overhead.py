@@ -3,8 +3,9 @@
 Both sides get the same model (built by the task's own setup), the same batches (the
 datamodule's train loader), the same optimizer and schedule (``configure_task_optimizers``'s
 builders), the same fused updates (the bag table's in its backward, the bag model's whole step
-in one compiled call: ``optimizer.fuse_table_update``, ``fuse_train_step``), the same number of
-epochs and the same torch threads. The Lightning side is a
+in one compiled call, the updates of a step's batches in one call where no schedule steps
+between them: ``optimizer.fuse_table_update``, ``fuse_train_step``), the same number of epochs
+and the same torch threads. The Lightning side is a
 whole ``train(cfg)`` run with the shipped callbacks; its training time is the Throughput
 callback's (validation excluded). The plain side times only its training epochs. Printed:
 samples/s for both (texts for the bag model, predicted tokens for the LM) and the ratio
@@ -57,10 +58,10 @@ def lightning_side(cfg: DictConfig) -> tuple[float, int]:
     return float(metrics["train_seconds"]), int(metrics["train_examples"])
 
 
-def batches_of(loader: Any) -> Any:
-    """The loader's batches one by one (its items are lists with data.batches_per_step > 1)."""
+def groups_of(loader: Any) -> Any:
+    """The loader's items as lists of batches (one batch each unless data.batches_per_step > 1)."""
     for item in loader:
-        yield from item if isinstance(item, list) else [item]
+        yield item if isinstance(item, list) else [item]
 
 
 def plain_side(cfg: DictConfig) -> tuple[float, int]:
@@ -104,28 +105,39 @@ def plain_side(cfg: DictConfig) -> tuple[float, int]:
         if lm:
             module.on_train_epoch_start()  # a recurrent state starts afresh, as under Lightning
         start = time.perf_counter()
-        for batch in batches_of(loader):
-            if fused_step is not None and fused_step(batch) is not None:  # the whole update
-                samples += batch["labels"].numel()
-                if scheduler is not None:
-                    scheduler.step()
+        for group in groups_of(loader):
+            # a step's updates in one call, as train() makes all of them but the last
+            if scheduler is None and fused_step is not None and fused_step.steps(group):
+                samples += sum(batch["labels"].numel() for batch in group)
                 continue
-            if lm:
-                total, n = module._nll(batch, "train")  # carries a recurrent state on rows
-                loss = total / max(n, 1)
-            else:
-                loss, _, labels = module._step(batch)
-                n = labels.numel()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip:  # as Lightning clips (trainer.gradient_clip_val, e.g. experiment=lm_default)
-                torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            samples += n
+            for batch in group:
+                samples += plain_update(module, batch, optimizer, scheduler, fused_step, clip, lm)
         seconds += time.perf_counter() - start
     return seconds, samples
+
+
+def plain_update(
+    module: Any, batch: Any, optimizer: Any, scheduler: Any, fused_step: Any, clip: Any, lm: bool
+) -> int:
+    """One update from ``batch`` (the fused whole step where it takes it); its samples."""
+    if fused_step is not None and fused_step(batch) is not None:  # the whole update
+        if scheduler is not None:
+            scheduler.step()
+        return batch["labels"].numel()
+    if lm:
+        total, n = module._nll(batch, "train")  # carries a recurrent state on rows
+        loss = total / max(n, 1)
+    else:
+        loss, _, labels = module._step(batch)
+        n = labels.numel()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:  # as Lightning clips (trainer.gradient_clip_val, e.g. experiment=lm_default)
+        torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return n
 
 
 def run_case(name: str, repeats: int, threads: int, root: Path) -> dict[str, Any]:

@@ -109,6 +109,62 @@ def test_the_fused_step_is_autograds_step(mode, weighted, dropout, smoothing, he
     assert not moved[0] and moved[1:].sum() >= 30  # <pad> untouched, the rest trained
 
 
+@pytest.mark.parametrize(
+    ("mode", "weighted", "dropout", "smoothing", "head_kwargs"),
+    [
+        ("mean", False, 0.5, 0.0, {"fused": True}),
+        ("sum", True, 0.3, 0.1, {"lr_decay": 0.01, "weight_decay": 1e-3, "eps": 1e-6}),
+    ],
+)
+def test_several_batches_in_one_call_are_the_one_batch_calls(
+    mode, weighted, dropout, smoothing, head_kwargs
+):
+    torch.manual_seed(0)
+    one = _model(mode, dropout)
+    many = deepcopy(one)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=smoothing)
+    one_opt, many_opt = _optimizer(one, **head_kwargs), _optimizer(many, **head_kwargs)
+    one_step = fuse_bag_step(one, loss_fn, one_opt, TRAINER)
+    many_step = fuse_bag_step(many, loss_fn, many_opt, TRAINER)
+    batches = _batches(6, weighted)
+    batches[2] = {
+        k: v[: len(batches[2]["ids"]) if k == "ids" else 4] for k, v in batches[2].items()
+    }
+    batches[2]["ids"] = batches[2]["ids"][: int(batches[2]["offsets"][-1]) + 2]  # 4 texts
+    torch.manual_seed(7)
+    results = [one_step(batch) for batch in batches]
+    rng_after_one = torch.get_rng_state()
+    torch.manual_seed(7)
+    losses, preds = many_step.steps(batches)
+    # the same random numbers (one draw of every bag = the draws batch after batch) ...
+    assert torch.equal(torch.get_rng_state(), rng_after_one)
+    # ... and the same updates, to the bit
+    assert torch.equal(losses, torch.stack([loss for loss, _ in results]))
+    assert torch.equal(preds, torch.cat([p for _, p in results]))
+    for (name, a), (_, b) in zip(one.named_parameters(), many.named_parameters(), strict=True):
+        assert torch.equal(a, b), name
+    for member_one, member_many in zip(one_opt.optimizers, many_opt.optimizers, strict=True):
+        for p, q in zip(member_one.state, member_many.state, strict=True):
+            for key, value in member_one.state[p].items():
+                assert torch.equal(member_many.state[q][key], value), key
+
+
+def test_several_batches_with_a_bad_one_change_nothing_and_draw_nothing():
+    torch.manual_seed(0)
+    model = _model(dropout=0.5)
+    optimizer = _optimizer(model)
+    step = fuse_bag_step(model, nn.CrossEntropyLoss(), optimizer, TRAINER)
+    good = _batches(3)
+    past_the_table = {**good[1], "ids": good[1]["ids"].clone().fill_(ROWS)}
+    before = deepcopy(model.state_dict())
+    rng = torch.get_rng_state()
+    for batches in ([good[0], past_the_table, good[2]], [good[0], {**good[1], "mask": 1}], []):
+        assert step.steps(batches) is None
+    assert torch.equal(torch.get_rng_state(), rng)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
 def test_without_the_head_update_the_gradients_wait_in_grad():
     torch.manual_seed(0)
     plain = _model()
@@ -191,27 +247,48 @@ def test_not_fused_where_the_step_is_another():
     assert not fusable(wide, _optimizer(wide))
 
 
-def test_a_run_uses_it_and_ends_where_the_autograd_run_ends(make_cfg, tmp_path, monkeypatch):
+@pytest.mark.parametrize("scheduler", ["linear", "none"])
+def test_a_run_uses_it_and_ends_where_the_autograd_run_ends(
+    make_cfg, tmp_path, monkeypatch, scheduler
+):
     from embedlab.tasks.classification import ClassificationTask
 
-    calls: list[bool] = []
+    calls: list[tuple[bool, bool]] = []  # (update_head, done) of each one-batch call
+    groups: list[tuple[int, bool]] = []  # (batches, done) of each call of several
     fused_train_batch = ClassificationTask.fused_train_batch
+    fused_train_batches = ClassificationTask.fused_train_batches
 
     def counted(self, batch, update_head):
         done = fused_train_batch(self, batch, update_head)
-        calls.append(done)
+        calls.append((update_head, done))
+        return done
+
+    def counted_group(self, batches):
+        done = fused_train_batches(self, batches)
+        groups.append((len(batches), done))
         return done
 
     monkeypatch.setattr(ClassificationTask, "fused_train_batch", counted)
+    monkeypatch.setattr(ClassificationTask, "fused_train_batches", counted_group)
     runs = {}
     for fuse in (True, False):
-        cfg = make_cfg(f"optimizer.fuse_train_step={str(fuse).lower()}", "scheduler=linear")
+        cfg = make_cfg(
+            f"optimizer.fuse_train_step={str(fuse).lower()}",
+            f"scheduler={scheduler}",
+            "data.batches_per_step=4",
+        )
         runs[fuse] = train_into(cfg, tmp_path / str(fuse))
-        if fuse:  # every batch of every step, the steps' last ones with the head's .grad
-            assert calls and all(calls)
-        else:
-            assert calls and not any(calls)  # autograd for every batch
+        if not fuse:
+            assert calls and not any(done for _, done in calls)  # autograd for every batch
+            assert not groups
+        elif scheduler == "linear":  # an lr between two updates: one call a batch
+            assert calls and all(done for _, done in calls) and not groups
+        else:  # a step's updates but its last in one call, the last with the head's .grad
+            assert groups and all(done for _, done in groups)
+            assert 3 in {n for n, _ in groups} and all(1 <= n <= 3 for n, _ in groups)
+            assert calls and all(done and not update_head for update_head, done in calls)
         calls.clear()
+        groups.clear()
     (fused, fused_state), (plain, plain_state) = runs[True], runs[False]
     for key, value in plain_state.items():
         torch.testing.assert_close(fused_state[key], value, rtol=1e-4, atol=1e-5, msg=key)

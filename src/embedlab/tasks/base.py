@@ -100,6 +100,11 @@ class EmbeddingTask(L.LightningModule):
         ``self.pending``; False where it does not apply (nothing was done)."""
         return False
 
+    def fused_train_batches(self, batches: list[Any]) -> bool:
+        """:meth:`fused_train_batch` (head updated) on each of ``batches``, in one call where
+        the fused step can make them all; False where it cannot (nothing was done)."""
+        return False
+
     def other_tables(self) -> list[nn.Module]:
         """Embedding tables beside ``embedding`` that get their own (sparse) parameter group."""
         return []
@@ -154,8 +159,19 @@ class EmbeddingTask(L.LightningModule):
         lightning_optimizer = self.optimizers()
         optimizer = lightning_optimizer.optimizer
         schedulers = self._schedulers("step")
-        last = len(batches) - 1
-        for i, batch in enumerate(batches):
+        last, first = len(batches) - 1, 0
+        # all updates but the last in one call, where nothing runs between two updates (a
+        # step-interval schedule or the model's constraints do)
+        if (
+            last > 0
+            and self.fused_step is not None
+            and not schedulers
+            and getattr(self.model, "apply_constraints", None) is None
+            and self.fused_train_batches(batches[:last])
+        ):
+            first = last
+        for i in range(first, len(batches)):
+            batch = batches[i]
             if i < last:
                 if not self.fused_train_batch(batch, update_head=True):
                     loss = self.train_batch(batch)

@@ -73,7 +73,7 @@ class ClassificationTask(EmbeddingTask):
 
     def train_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         loss, preds, labels = self._step(batch)
-        self.pending.append((loss.detach(), preds, labels))
+        self.pending.append((loss.detach(), preds, [labels]))
         return loss
 
     def fuse_train_step(self) -> Any:
@@ -86,18 +86,30 @@ class ClassificationTask(EmbeddingTask):
         if result is None:
             return False
         loss, preds = result
-        self.pending.append((loss, preds, batch["labels"]))
+        self.pending.append((loss, preds, [batch["labels"]]))
+        return True
+
+    def fused_train_batches(self, batches: list[dict[str, torch.Tensor]]) -> bool:
+        result = self.fused_step.steps(batches) if self.fused_step is not None else None
+        if result is None:
+            return False
+        losses, preds = result
+        self.pending.append((losses, preds, [batch["labels"] for batch in batches]))
         return True
 
     def record_train(self, pending: list[Any]) -> None:
-        losses, preds, labels = zip(*pending, strict=True)
+        # an entry: (the mean loss of each batch (0-d: one batch), the predictions of all
+        # their texts, the labels of each batch)
+        losses, preds, label_lists = zip(*pending, strict=True)
+        labels = [y for group in label_lists for y in group]
         sizes = [len(y) for y in labels]
         labels_all, preds_all = torch.cat(labels), torch.cat(preds)
         counts = torch.bincount(
             labels_all * self.num_classes + preds_all, minlength=self.train_window.numel()
         )
         self.train_window.add_(counts.view_as(self.train_window))
-        total = torch.stack(losses).double() @ torch.tensor(sizes, dtype=torch.float64)
+        per_batch = torch.cat([loss.reshape(-1) for loss in losses])
+        total = per_batch.double() @ torch.tensor(sizes, dtype=torch.float64)
         self.train_loss.add(total, sum(sizes))
         self.examples_seen += sum(sizes)
 

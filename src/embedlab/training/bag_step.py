@@ -44,12 +44,15 @@ INPUTS = frozenset({"ids", "offsets", "labels"})  # + per_sample_weights
 
 
 @functools.cache
-def _kernels() -> tuple[Any, Any] | None:
-    """``(bag_train_step_f32, adagrad_f32)`` from the compiled library, or None."""
+def _kernels() -> tuple[Any, Any, Any] | None:
+    """``(bag_train_step_f32, adagrad_f32, bag_train_steps_f32)`` from the compiled library,
+    or None."""
     from embedlab.training import native
 
     lib = native.bag_update()
-    return None if lib is None else (lib.bag_train_step_f32, lib.adagrad_f32)
+    if lib is None:
+        return None
+    return lib.bag_train_step_f32, lib.adagrad_f32, lib.bag_train_steps_f32
 
 
 class FusedBagStep:
@@ -69,7 +72,7 @@ class FusedBagStep:
         self.dropout: Dropout | None = model.head[0] if len(model.head) == 2 else None
         self.smoothing = float(loss_fn.label_smoothing)
         self.table_optimizer, self.head_optimizer = table_optimizer, head_optimizer
-        self.kernel, self.adagrad = _kernels()  # type: ignore[misc]
+        self.kernel, self.adagrad, self.group_kernel = _kernels()  # type: ignore[misc]
         self.pad = -1 if self.embedding.padding_idx is None else int(self.embedding.padding_idx)
         self._groups = {
             id(p): g for g in head_optimizer.param_groups for p in g["params"]
@@ -83,28 +86,12 @@ class FusedBagStep:
         ``update_head=False``: the head's gradients go to its ``.grad`` and its optimizer
         steps it (what Lightning's optimizer step and its callbacks' hooks see).
         """
-        if not INPUTS <= batch.keys() <= INPUTS | {"per_sample_weights"}:
+        p = self._dropout_p()
+        if p is None or not self._takes(batch):
             return None
         table = self.embedding.weight
-        if not table.requires_grad:  # frozen for now (embedding.unfreeze_at_epoch)
-            return None
         ids, offsets, labels = batch["ids"], batch["offsets"], batch["labels"]
         weights = batch.get("per_sample_weights")
-        if not (
-            ids.dtype == offsets.dtype == labels.dtype == torch.int64
-            and ids.dim() == offsets.dim() == labels.dim() == 1
-            and ids.is_contiguous()
-            and offsets.is_contiguous()
-            and labels.is_contiguous()
-            and offsets.numel() == labels.numel() > 0
-            and (weights is None or (weights.dtype == torch.float32 and weights.is_contiguous()))
-            and (weights is None or self.embedding.mode == "sum")  # else torch refuses them
-        ):
-            return None
-        dropout = self.dropout
-        p = float(dropout.p) if dropout is not None and dropout.training else 0.0
-        if p >= 1.0:  # layers.Dropout's zeros, without a draw
-            return None
         keep_scale = 1.0 / (1.0 - p)  # as layers.Dropout: the float multiplier of mul_(1/(1-p))
         n_bags, (n_rows, dim) = labels.numel(), table.shape
         W, bias = self.linear.weight, self.linear.bias
@@ -167,6 +154,113 @@ class FusedBagStep:
             else:
                 param.grad = param_grad
         return loss, preds
+
+    def steps(
+        self, batches: list[dict[str, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Update the model from each of ``batches`` in turn, head included, in one compiled
+        call (``bag_train_steps_f32``): the updates, and the random draws, of calling this
+        object on each. ``(losses (K,), preds (all texts))``, or None where one of them takes
+        autograd's path (then nothing was done, nothing drawn)."""
+        p = self._dropout_p()
+        if p is None or not batches or not all(self._takes(batch) for batch in batches):
+            return None
+        table, table_group = self.embedding.weight, self.table_optimizer.param_groups[0]
+        W, bias = self.linear.weight, self.linear.bias
+        n_classes, (n_rows, dim) = W.shape[0], table.shape
+        rows = [
+            [
+                b["ids"].data_ptr(),
+                b["offsets"].data_ptr(),
+                b["labels"].data_ptr(),
+                b["per_sample_weights"].data_ptr() if "per_sample_weights" in b else 0,
+                b["ids"].numel(),
+                b["labels"].numel(),
+            ]
+            for b in batches
+        ]
+        table_of_batches = torch.tensor(rows, dtype=torch.int64)
+        sizes = table_of_batches[:, 5]
+        n_total, n_most = int(sizes.sum()), int(sizes.max())
+        head, states = [], []
+        for param in (W, bias if bias is not None else W):
+            group, state = self._groups[id(param)], self.head_optimizer.state[param]
+            head += [group["lr"], group["lr_decay"], group["eps"], group["weight_decay"]]
+            states += [state["sum"].data_ptr(), state["step"].data_ptr()]
+        head_settings = torch.tensor(head, dtype=torch.float64)
+        mean = self.embedding.mode == "mean"
+        losses, preds = torch.empty(len(batches)), torch.empty(n_total, dtype=torch.int64)
+        scratch = [
+            torch.empty(n_most, dim),  # pooled
+            torch.empty(n_most, n_classes),  # logits
+            torch.empty(n_most, dtype=torch.int64),  # lengths
+            torch.empty(n_most) if mean else None,  # scale
+            torch.empty(n_most, dim),  # grad_pooled
+            torch.empty_like(W),  # grad_W
+            None if bias is None else torch.empty_like(bias),
+        ]
+        sums = self.table_optimizer.row_sums(table)
+
+        def call(check_only: bool, uniform: torch.Tensor | None) -> int:
+            return self.group_kernel(
+                len(batches),
+                table_of_batches.data_ptr(),
+                check_only,
+                dim,
+                n_classes,
+                n_rows,
+                self.pad,
+                mean,
+                table.data_ptr(),
+                sums.data_ptr(),
+                table_group["lr"],
+                table_group["eps"],
+                None if uniform is None else uniform.data_ptr(),
+                p,
+                1.0 / (1.0 - p),  # as __call__
+                W.data_ptr(),
+                None if bias is None else bias.data_ptr(),
+                head_settings.data_ptr(),
+                *states,
+                self.smoothing,
+                *(None if t is None else t.data_ptr() for t in scratch),
+                losses.data_ptr(),
+                preds.data_ptr(),
+            )
+
+        if call(True, None):  # before the draw: a batch autograd's path must report
+            return None
+        # the draws of calling this object on each batch (torch's generator is serial: one
+        # draw of all the bags equals the draws batch after batch; tested)
+        uniform = torch.empty(n_total, dim).uniform_() if p > 0 else None
+        call(False, uniform)
+        return losses, preds
+
+    def _dropout_p(self) -> float | None:
+        """The dropout rate of this step (0: none), or None where this step cannot make it
+        (a rate of 1: ``layers.Dropout``'s zeros without a draw)."""
+        dropout = self.dropout
+        p = float(dropout.p) if dropout is not None and dropout.training else 0.0
+        return None if p >= 1.0 else p
+
+    def _takes(self, batch: dict[str, torch.Tensor]) -> bool:
+        """Whether ``batch`` is one this step can make (else autograd's path reports it)."""
+        if not INPUTS <= batch.keys() <= INPUTS | {"per_sample_weights"}:
+            return False
+        if not self.embedding.weight.requires_grad:  # frozen for now (unfreeze_at_epoch)
+            return False
+        ids, offsets, labels = batch["ids"], batch["offsets"], batch["labels"]
+        weights = batch.get("per_sample_weights")
+        return (
+            ids.dtype == offsets.dtype == labels.dtype == torch.int64
+            and ids.dim() == offsets.dim() == labels.dim() == 1
+            and ids.is_contiguous()
+            and offsets.is_contiguous()
+            and labels.is_contiguous()
+            and offsets.numel() == labels.numel() > 0
+            and (weights is None or (weights.dtype == torch.float32 and weights.is_contiguous()))
+            and (weights is None or self.embedding.mode == "sum")  # else torch refuses them
+        )
 
     def _adagrad(self, param: torch.Tensor, grad: torch.Tensor) -> None:
         """torch's Adagrad update of ``param`` from ``grad`` (its group's settings and state)."""

@@ -132,8 +132,9 @@ def _build(cc: list[str], source: Path, path: Path) -> None:
 def bag_update() -> ctypes.CDLL | None:
     """``bag_update.c`` with its functions' C signatures declared (here only), or None where it
     cannot be built: ``bag_update_f32/f64`` (the table's update from its bag gradients,
-    ``RowWiseAdagrad.bag_step``), ``bag_train_step_f32`` and ``adagrad_f32`` (the bag model's
-    whole step, ``training/bag_step.py``)."""
+    ``RowWiseAdagrad.bag_step``), ``bag_train_step_f32``, ``adagrad_f32`` and
+    ``bag_train_steps_f32`` (the bag model's whole step, one batch or several,
+    ``training/bag_step.py``)."""
     lib = load("bag_update")
     if lib is None:
         return None
@@ -148,4 +149,8 @@ def bag_update() -> ctypes.CDLL | None:
     step.restype = ctypes.c_int
     lib.adagrad_f32.argtypes = [i64] + [ptr] * 4 + [f64, f64, f32, f32]
     lib.adagrad_f32.restype = None
+    steps = lib.bag_train_steps_f32
+    steps.argtypes = [i64, ptr, ctypes.c_int] + [i64] * 4 + [ctypes.c_int] + [ptr] * 2
+    steps.argtypes += [f32] * 2 + [ptr, f32, f32] + [ptr] * 7 + [f32] + [ptr] * 9
+    steps.restype = ctypes.c_int
     return lib
