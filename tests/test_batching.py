@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from embedlab.data.batching import BagBatches, PaddedBatches, gather_bags, identity_collate
 from embedlab.data.types import EncodedSplit
+from embedlab.training import native
 
 TEXTS = [[5, 6, 7], [], [8], [9, 10, 11, 12], [13, 14]]
 
@@ -18,13 +20,31 @@ def make_split() -> EncodedSplit:
     return EncodedSplit(ids=ids, offsets=offsets, labels=torch.arange(len(TEXTS)))
 
 
-def test_gather_bags_matches_python_reference():
+@pytest.mark.parametrize("compiled", [False, True])
+def test_gather_bags_matches_python_reference(compiled):
     split = make_split()
-    index = torch.tensor([3, 1, 0, 4])
-    ids, offsets, lengths = gather_bags(split, index)
-    assert ids.tolist() == TEXTS[3] + TEXTS[1] + TEXTS[0] + TEXTS[4]
-    assert offsets.tolist() == [0, 4, 4, 7]
-    assert lengths.tolist() == [4, 0, 3, 2]
+    index = torch.tensor([3, 1, 0, 4, 3])
+    ids, offsets, lengths = gather_bags(split, index, compiled=compiled)
+    assert ids.tolist() == TEXTS[3] + TEXTS[1] + TEXTS[0] + TEXTS[4] + TEXTS[3]
+    assert offsets.tolist() == [0, 4, 4, 7, 9]
+    assert lengths.tolist() == [4, 0, 3, 2, 4]
+
+
+def test_the_compiled_gather_equals_torchs_and_refuses_texts_outside_the_ids():
+    if native.bag_update() is None:
+        pytest.skip("no C compiler: gather_bags takes torch's ops")
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.randint(0, 30, (500,), generator=gen)
+    lengths[-1] = 10  # reaches past the ids once 5 are cut off below
+    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(lengths, 0)])
+    split = EncodedSplit(torch.randint(0, 10**6, (int(offsets[-1]),), generator=gen), offsets)
+    index = torch.randint(0, 500, (300,), generator=gen)
+    for got, want in zip(gather_bags(split, index, True), gather_bags(split, index), strict=True):
+        assert torch.equal(got, want)
+    # a tampered split whose last text reaches past its ids: torch's indexing says so
+    short = EncodedSplit(split.ids[:-5], split.offsets)
+    with pytest.raises(IndexError):
+        gather_bags(short, torch.tensor([499, 0]), compiled=True)
 
 
 def test_embedding_bag_on_a_batch_equals_per_text_means():

@@ -9,6 +9,7 @@ can re-shard for DDP) hands them a whole list of indices at once.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -20,17 +21,38 @@ from embedlab.data.types import EncodedSplit
 
 
 def gather_bags(
-    split: EncodedSplit, index: torch.Tensor
+    split: EncodedSplit, index: torch.Tensor, compiled: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Concatenate texts ``index`` into (ids (T,), offsets (B,), lengths (B,))."""
+    """Concatenate texts ``index`` into (ids (T,), offsets (B,), lengths (B,)).
+
+    ``compiled``: copy the ids with the compiled ``gather_segments_i64`` where it loads (the bag
+    model's loaders; 4x faster on a 8192-text group); torch's ops otherwise, or where a text
+    reaches outside ``split.ids``, whose indexing then raises."""
     starts = split.offsets[index]
     lengths = split.offsets[index + 1] - starts
     bag_offsets = torch.cumsum(lengths, 0) - lengths  # where each bag starts in the batch
     total = int(lengths.sum())
+    source = split.ids
+    plain = source.dtype == torch.int64 and source.is_contiguous() and starts.is_contiguous()
+    gather = _gather_segments() if compiled and plain else None
+    if gather is not None:
+        ids = torch.empty(total, dtype=torch.int64)
+        args = (starts.data_ptr(), lengths.data_ptr(), source.numel(), source.data_ptr())
+        if not gather(len(starts), *args, ids.data_ptr()):
+            return ids, bag_offsets, lengths
     # position in the flat array = batch position - bag start in batch + text start in flat
     shift = torch.repeat_interleave(starts - bag_offsets, lengths, output_size=total)
     ids = split.ids[torch.arange(total) + shift]
     return ids, bag_offsets, lengths
+
+
+@functools.cache
+def _gather_segments() -> Any:
+    """``gather_segments_i64`` of the compiled bag kernels, or None (torch's ops)."""
+    from embedlab.training import native
+
+    lib = native.bag_update()
+    return None if lib is None else lib.gather_segments_i64
 
 
 def pad_rows(
@@ -97,7 +119,7 @@ class BagBatches(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         index = torch.as_tensor(indices, dtype=torch.int64)
-        ids, offsets, _ = gather_bags(self.split, index)
+        ids, offsets, _ = gather_bags(self.split, index, compiled=True)
         batch = {"ids": ids, "offsets": offsets}
         if self.split.labels is not None:
             batch["labels"] = self.split.labels[index]
@@ -111,7 +133,7 @@ class BagBatches(Dataset):
         them all (the batches are views of it): per batch one op instead of eight, 32 batches
         of MPQA in 1.02 ms instead of 2.64, of MR in 2.32 instead of 4.58 (2 threads)."""
         index = torch.as_tensor(indices, dtype=torch.int64)
-        ids, offsets, _ = gather_bags(self.split, index)
+        ids, offsets, _ = gather_bags(self.split, index, compiled=True)
         labels = None if self.split.labels is None else self.split.labels[index]
         starts = range(0, len(index), batch_size)
         bounds = offsets[::batch_size].tolist() + [ids.numel()]

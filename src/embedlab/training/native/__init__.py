@@ -134,7 +134,8 @@ def bag_update() -> ctypes.CDLL | None:
     cannot be built: ``bag_update_f32/f64`` (the table's update from its bag gradients,
     ``RowWiseAdagrad.bag_step``), ``bag_train_step_f32``, ``adagrad_f32`` and
     ``bag_train_steps_f32`` (the bag model's whole step, one batch or several,
-    ``training/bag_step.py``)."""
+    ``training/bag_step.py``) and ``gather_segments_i64`` (a batch's texts,
+    ``data.batching.gather_bags``)."""
     lib = load("bag_update")
     if lib is None:
         return None
@@ -153,4 +154,6 @@ def bag_update() -> ctypes.CDLL | None:
     steps.argtypes = [i64, ptr, ctypes.c_int] + [i64] * 4 + [ctypes.c_int] + [ptr] * 2
     steps.argtypes += [f32] * 2 + [ptr, f32, f32] + [ptr] * 7 + [f32] + [ptr] * 9
     steps.restype = ctypes.c_int
+    lib.gather_segments_i64.argtypes = [i64, ptr, ptr, i64, ptr, ptr]
+    lib.gather_segments_i64.restype = ctypes.c_int
     return lib
