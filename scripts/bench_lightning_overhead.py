@@ -34,7 +34,7 @@ from embedlab.config import compose_config
 
 # name: (overrides, epochs)
 CASES: dict[str, tuple[list[str], int]] = {
-    # the default bag model on the embedded data (32 batches of 256 texts a Lightning step)
+    # the default bag model on the embedded data (64 batches of 256 texts a Lightning step)
     "boe": (["data.num_train=40000"], 3),
     # the same with one batch a Lightning step: Lightning's fixed cost on every update
     "boe_1": (["data.num_train=40000", "data.batches_per_step=1"], 3),

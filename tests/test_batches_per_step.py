@@ -66,7 +66,7 @@ def test_grouped_loader_holds_the_one_batch_loader_batches(make_cfg):
 
 
 def test_defaults_and_where_one_batch_a_step_is_required(make_cfg):
-    assert validate(make_cfg()).data.batches_per_step == 32  # model=boe
+    assert validate(make_cfg()).data.batches_per_step == 64  # model=boe
     assert validate(make_cfg("model=cnn")).data.batches_per_step == 1
     # defaults step back to one batch where a step must be one backward
     assert validate(make_cfg("trainer=ddp")).data.batches_per_step == 1

@@ -3,6 +3,7 @@ embedlab.training.bag_step): the step autograd and the optimizers make, to float
 
 from __future__ import annotations
 
+import warnings
 from copy import deepcopy
 from types import SimpleNamespace
 
@@ -277,7 +278,11 @@ def test_a_run_uses_it_and_ends_where_the_autograd_run_ends(
             f"scheduler={scheduler}",
             "data.batches_per_step=4",
         )
-        runs[fuse] = train_into(cfg, tmp_path / str(fuse))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            runs[fuse] = train_into(cfg, tmp_path / str(fuse))
+        # updates made without optimizer.step() are no schedule stepped before its updates
+        assert not [w for w in caught if "before `optimizer.step()`" in str(w.message)]
         if not fuse:
             assert calls and not any(done for _, done in calls)  # autograd for every batch
             assert not groups

@@ -52,7 +52,7 @@ class DataCommon:
     source: str = MISSING  # registry name of the data source (see embedlab.data.sources)
     batch_size: int | None = None  # examples per training batch (None: boe 256, transformers 64)
     eval_batch_size: int = 512  # examples per val/test batch
-    # training batches per Lightning step, one optimizer update each (None: boe 32,
+    # training batches per Lightning step, one optimizer update each (None: boe 64,
     # transformer_lm 8, others 1): Lightning's fixed cost per step is paid once for all of them
     batches_per_step: int | None = None
     num_workers: int = 0  # DataLoader workers; the in-memory batches need none

@@ -11,6 +11,7 @@ tokenizer, labels, n-grams under ``checkpoint["embedlab"]``).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import lightning as L
@@ -19,6 +20,9 @@ from torch import nn
 from embedlab.errors import ConfigError
 from embedlab.tasks.training_log import WindowSums, logs_this_step
 from embedlab.training.optim import build_optimization, fuse_table_update, unfuse_table_update
+
+# torch's warning for a schedule stepped before the optimizer's first step()
+SCHEDULE_BEFORE_STEP = r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`"
 
 
 class EmbeddingTask(L.LightningModule):
@@ -187,6 +191,18 @@ class EmbeddingTask(L.LightningModule):
                     self.manual_backward(self.train_batch(batch))
                 lightning_optimizer.step()
             self._constrain()
+            if schedulers:
+                self._step_after_update(schedulers)
+
+    def _step_after_update(self, schedulers: list[Any]) -> None:
+        if self.fused_step is None:
+            for scheduler in schedulers:
+                scheduler.step()
+            return
+        # the fused step updates without calling optimizer.step(), which torch's schedulers
+        # take for a schedule stepped before its first update and warn about once
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=SCHEDULE_BEFORE_STEP, category=UserWarning)
             for scheduler in schedulers:
                 scheduler.step()
 

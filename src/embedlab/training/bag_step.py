@@ -183,6 +183,7 @@ class FusedBagStep:
         sizes = table_of_batches[:, 5]
         n_total, n_most = int(sizes.sum()), int(sizes.max())
         head, states = [], []
+        # W's settings and state, then the bias's (W's again where there is no bias: unread)
         for param in (W, bias if bias is not None else W):
             group, state = self._groups[id(param)], self.head_optimizer.state[param]
             head += [group["lr"], group["lr_decay"], group["eps"], group["weight_decay"]]
