@@ -133,10 +133,24 @@ def test_several_batches_in_one_call_are_the_one_batch_calls(
     }
     batches[2]["ids"] = batches[2]["ids"][: int(batches[2]["offsets"][-1]) + 2]  # 4 texts
     torch.manual_seed(7)
-    results = [one_step(batch) for batch in batches]
+    one_confusion = torch.full((CLASSES, CLASSES), 5, dtype=torch.int64)
+    one_totals = torch.tensor([1.5, 2.0], dtype=torch.float64)
+    results = [one_step(batch, True, one_confusion, one_totals) for batch in batches]
     rng_after_one = torch.get_rng_state()
     torch.manual_seed(7)
-    losses, preds = many_step.steps(batches)
+    confusion = torch.full((CLASSES, CLASSES), 5, dtype=torch.int64)  # added to
+    totals = torch.tensor([1.5, 2.0], dtype=torch.float64)
+    losses, preds = many_step.steps(batches, confusion, totals)
+    labels = torch.cat([batch["labels"] for batch in batches])
+    counts = torch.bincount(labels * CLASSES + preds, minlength=CLASSES**2).view(CLASSES, CLASSES)
+    assert torch.equal(confusion, counts + 5)
+    sizes = torch.tensor([len(batch["labels"]) for batch in batches], dtype=torch.float64)
+    want = torch.tensor(
+        [1.5 + float(losses.double() @ sizes), 2.0 + float(sizes.sum())], dtype=torch.float64
+    )
+    torch.testing.assert_close(totals, want, rtol=1e-12, atol=0)
+    assert torch.equal(one_confusion, confusion)  # one call a batch tallies alike
+    torch.testing.assert_close(one_totals, totals, rtol=1e-12, atol=0)
     # the same random numbers (one draw of every bag = the draws batch after batch) ...
     assert torch.equal(torch.get_rng_state(), rng_after_one)
     # ... and the same updates, to the bit
@@ -161,6 +175,13 @@ def test_several_batches_with_a_bad_one_change_nothing_and_draw_nothing():
     rng = torch.get_rng_state()
     for batches in ([good[0], past_the_table, good[2]], [good[0], {**good[1], "mask": 1}], []):
         assert step.steps(batches) is None
+    for confusion, totals in (
+        (torch.zeros(CLASSES, CLASSES + 1, dtype=torch.int64), None),  # written past its end
+        (torch.zeros(CLASSES, CLASSES), None),  # float counts
+        (None, torch.zeros(3, dtype=torch.float64)),
+    ):
+        with pytest.raises(ValueError, match="tally"):
+            step.steps(good, confusion, totals)
     assert torch.equal(torch.get_rng_state(), rng)
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
@@ -299,6 +320,8 @@ def test_a_run_uses_it_and_ends_where_the_autograd_run_ends(
         torch.testing.assert_close(fused_state[key], value, rtol=1e-4, atol=1e-5, msg=key)
     assert fused["val/acc"] == pytest.approx(plain["val/acc"], abs=0.01)
     assert fused["train/loss_epoch"] == pytest.approx(plain["train/loss_epoch"], rel=1e-4)
+    # the training tallies, added to by the call of several batches where it makes them
+    assert fused["train/acc_epoch"] == pytest.approx(plain["train/acc_epoch"], abs=0.01)
 
 
 def test_a_dropout_in_eval_mode_draws_nothing():

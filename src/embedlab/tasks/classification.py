@@ -73,7 +73,7 @@ class ClassificationTask(EmbeddingTask):
 
     def train_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         loss, preds, labels = self._step(batch)
-        self.pending.append((loss.detach(), preds, [labels]))
+        self.pending.append((loss.detach(), preds, labels))
         return loss
 
     def fuse_train_step(self) -> Any:
@@ -81,35 +81,36 @@ class ClassificationTask(EmbeddingTask):
 
         return fuse_bag_step(self.model, self.loss_fn, self.trainer.optimizers[0], self.trainer)
 
+    # The fused calls add their batches' counts and loss to the training tallies themselves:
+    # after ~25 ms of a step's updates in C, the torch ops of record_train's bincount and sums
+    # took ~1 ms a step (measured inside a run; 0.1 ms on their own)
     def fused_train_batch(self, batch: dict[str, torch.Tensor], update_head: bool) -> bool:
-        result = self.fused_step(batch, update_head) if self.fused_step is not None else None
+        step, tallies = self.fused_step, (self.train_window, self.train_loss.window)
+        result = None if step is None else step(batch, update_head, *tallies)
         if result is None:
             return False
-        loss, preds = result
-        self.pending.append((loss, preds, [batch["labels"]]))
+        self.examples_seen += result[1].numel()  # a prediction a text
         return True
 
     def fused_train_batches(self, batches: list[dict[str, torch.Tensor]]) -> bool:
-        result = self.fused_step.steps(batches) if self.fused_step is not None else None
+        step, tallies = self.fused_step, (self.train_window, self.train_loss.window)
+        result = None if step is None else step.steps(batches, *tallies)
         if result is None:
             return False
-        losses, preds = result
-        self.pending.append((losses, preds, [batch["labels"] for batch in batches]))
+        self.examples_seen += result[1].numel()
         return True
 
     def record_train(self, pending: list[Any]) -> None:
-        # an entry: (the mean loss of each batch (0-d: one batch), the predictions of all
-        # their texts, the labels of each batch)
-        losses, preds, label_lists = zip(*pending, strict=True)
-        labels = [y for group in label_lists for y in group]
+        if not pending:  # the fused calls tallied the step themselves
+            return
+        losses, preds, labels = zip(*pending, strict=True)
         sizes = [len(y) for y in labels]
         labels_all, preds_all = torch.cat(labels), torch.cat(preds)
         counts = torch.bincount(
             labels_all * self.num_classes + preds_all, minlength=self.train_window.numel()
         )
         self.train_window.add_(counts.view_as(self.train_window))
-        per_batch = torch.cat([loss.reshape(-1) for loss in losses])
-        total = per_batch.double() @ torch.tensor(sizes, dtype=torch.float64)
+        total = torch.stack(losses).double() @ torch.tensor(sizes, dtype=torch.float64)
         self.train_loss.add(total, sum(sizes))
         self.examples_seen += sum(sizes)
 

@@ -18,18 +18,26 @@ class WindowSums(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        # [window total, window count, epoch total, epoch count]; follows the module's device
+        # [window total, window count, epoch total before the window, its count]; follows the
+        # module's device. A step adds to the window only (one op, or a kernel's two adds in
+        # place: :attr:`window`); taking folds the window into the epoch.
         self.register_buffer("sums", torch.zeros(4, dtype=torch.float64), persistent=False)
 
+    @property
+    def window(self) -> torch.Tensor:
+        """``[total, count]`` of the window, a view to add to in place."""
+        return self.sums[:2]
+
     def add(self, total: torch.Tensor, count: int) -> None:
-        self.sums[0::2] += total.detach()
-        self.sums[1::2] += count
+        self.sums[0] += total.detach()
+        self.sums[1] += count
 
     def take(self, when: str) -> torch.Tensor | None:
         """The mean over the window (``"step"``) or the epoch (``"epoch"``), None when empty.
 
         Taking resets the window; taking the epoch resets both.
         """
+        self.sums[2:] += self.sums[:2]
         i = 0 if when == "step" else 2
         total, count = self.sums[i], self.sums[i + 1]
         mean = (total / count).float() if count > 0 else None

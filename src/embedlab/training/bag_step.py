@@ -79,13 +79,19 @@ class FusedBagStep:
         }  # head parameter -> its group
 
     def __call__(
-        self, batch: dict[str, torch.Tensor], update_head: bool = True
+        self,
+        batch: dict[str, torch.Tensor],
+        update_head: bool = True,
+        confusion: torch.Tensor | None = None,
+        totals: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Update the model from ``batch``: ``(loss, preds)``, or None (autograd's path).
 
         ``update_head=False``: the head's gradients go to its ``.grad`` and its optimizer
-        steps it (what Lightning's optimizer step and its callbacks' hooks see).
+        steps it (what Lightning's optimizer step and its callbacks' hooks see). The tallies
+        ``confusion`` and ``totals`` are added to where given, as :meth:`steps` does.
         """
+        tallies = self._tallies(confusion, totals)
         p = self._dropout_p()
         if p is None or not self._takes(batch):
             return None
@@ -141,6 +147,7 @@ class FusedBagStep:
             None if grad_bias is None else grad_bias.data_ptr(),
             preds.data_ptr(),
             loss.data_ptr(),
+            *tallies,
         )
         if status:  # nothing was updated: autograd's path says what is wrong
             return None
@@ -156,12 +163,20 @@ class FusedBagStep:
         return loss, preds
 
     def steps(
-        self, batches: list[dict[str, torch.Tensor]]
+        self,
+        batches: list[dict[str, torch.Tensor]],
+        confusion: torch.Tensor | None = None,
+        totals: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Update the model from each of ``batches`` in turn, head included, in one compiled
         call (``bag_train_steps_f32``): the updates, and the random draws, of calling this
         object on each. ``(losses (K,), preds (all texts))``, or None where one of them takes
-        autograd's path (then nothing was done, nothing drawn)."""
+        autograd's path (then nothing was done, nothing drawn).
+
+        Where given, the training log's tallies are added to in the same call: ``confusion``
+        (contiguous int64, classes x classes: [label, prediction] += 1 a text) and ``totals``
+        (contiguous float64 (2,): the summed loss of the texts, their count)."""
+        tallies = self._tallies(confusion, totals)
         p = self._dropout_p()
         if p is None or not batches or not all(self._takes(batch) for batch in batches):
             return None
@@ -227,6 +242,7 @@ class FusedBagStep:
                 *(None if t is None else t.data_ptr() for t in scratch),
                 losses.data_ptr(),
                 preds.data_ptr(),
+                *tallies,
             )
 
         if call(True, None):  # before the draw: a batch autograd's path must report
@@ -236,6 +252,27 @@ class FusedBagStep:
         uniform = torch.empty(n_total, dim).uniform_() if p > 0 else None
         call(False, uniform)
         return losses, preds
+
+    def _tallies(self, confusion: torch.Tensor | None, totals: torch.Tensor | None) -> list:
+        """The tallies' addresses for the kernels (None where not given), checked: the kernels
+        write into them unchecked."""
+        classes = self.linear.weight.shape[0]
+        out = []
+        for tally, dtype, shape in (
+            (confusion, torch.int64, (classes, classes)),
+            (totals, torch.float64, (2,)),
+        ):
+            if tally is not None and not (
+                tally.dtype == dtype
+                and tuple(tally.shape) == shape
+                and tally.is_contiguous()
+                and tally.device.type == "cpu"
+            ):
+                raise ValueError(
+                    f"a tally must be a contiguous CPU {dtype} tensor of shape {shape}"
+                )
+            out.append(None if tally is None else tally.data_ptr())
+        return out
 
     def _dropout_p(self) -> float | None:
         """The dropout rate of this step (0: none), or None where this step cannot make it

@@ -146,13 +146,13 @@ def bag_update() -> ctypes.CDLL | None:
         update.restype = None
     step = lib.bag_train_step_f32
     step.argtypes = [i64] * 5 + [ptr] * 3 + [i64, ctypes.c_int] + [ptr] * 2 + [f32] * 2
-    step.argtypes += [ptr, f32, f32, ptr, ptr, ptr, f32] + [ptr] * 10
+    step.argtypes += [ptr, f32, f32, ptr, ptr, ptr, f32] + [ptr] * 12
     step.restype = ctypes.c_int
     lib.adagrad_f32.argtypes = [i64] + [ptr] * 4 + [f64, f64, f32, f32]
     lib.adagrad_f32.restype = None
     steps = lib.bag_train_steps_f32
     steps.argtypes = [i64, ptr, ctypes.c_int] + [i64] * 4 + [ctypes.c_int] + [ptr] * 2
-    steps.argtypes += [f32] * 2 + [ptr, f32, f32] + [ptr] * 7 + [f32] + [ptr] * 9
+    steps.argtypes += [f32] * 2 + [ptr, f32, f32] + [ptr] * 7 + [f32] + [ptr] * 11
     steps.restype = ctypes.c_int
     lib.gather_segments_i64.argtypes = [i64, ptr, ptr, i64, ptr, ptr]
     lib.gather_segments_i64.restype = ctypes.c_int

@@ -104,7 +104,8 @@ void bag_update_f64(int64_t n_bags, int64_t dim, const double *grad, const doubl
  *   loss = mean_b [(1 - s) * -log softmax(logits_b)[y_b] + s * mean_c -log softmax_c]
  *   (s: label smoothing)
  *
- * Writes loss (mean), preds (argmax, first maximum), lengths (tokens per bag), n_pad (how
+ * Writes loss (mean), preds (argmax, first maximum), the tallies where given (as
+ * bag_train_steps_f32), lengths (tokens per bag), n_pad (how
  * many ids are padding), scale (NULL for sum bags), grad_pooled (the loss's gradient w.r.t.
  * pooled: BagGradient.grad), grad_W and grad_bias (NULL where there is no bias), and updates
  * table and its row sums. pooled and logits are scratch (n_bags x dim, n_bags x n_classes).
@@ -217,6 +218,17 @@ static void train_batch(int64_t n_bags, int64_t dim, int64_t n_classes, int64_t 
                   pad, table, sum, lr, eps);
 }
 
+/* The training log's tallies, where given (bag_train_steps_f32's comment) */
+static void tally(int64_t n_bags, int64_t n_classes, const int64_t *labels, const int64_t *preds,
+                  float loss, int64_t *confusion, double *totals) {
+  if (confusion)
+    for (int64_t b = 0; b < n_bags; ++b) ++confusion[labels[b] * n_classes + preds[b]];
+  if (totals) {
+    totals[0] += (double)loss * (double)n_bags;
+    totals[1] += (double)n_bags;
+  }
+}
+
 int bag_train_step_f32(int64_t n_bags, int64_t dim, int64_t n_classes, int64_t n_ids,
                        int64_t n_rows, const int64_t *ids, const int64_t *offsets,
                        const float *weights, int64_t pad, int mean, float *table, float *sum,
@@ -224,12 +236,14 @@ int bag_train_step_f32(int64_t n_bags, int64_t dim, int64_t n_classes, int64_t n
                        const float *W, const float *bias, const int64_t *labels,
                        float smoothing, float *pooled, float *logits, int64_t *lengths,
                        int64_t *n_pad, float *scale, float *grad_pooled, float *grad_W,
-                       float *grad_bias, int64_t *preds, float *loss) {
+                       float *grad_bias, int64_t *preds, float *loss, int64_t *confusion,
+                       double *totals) {
   int status = check_batch(n_bags, n_classes, n_ids, n_rows, ids, offsets, labels);
   if (status) return status;
   train_batch(n_bags, dim, n_classes, n_ids, ids, offsets, weights, pad, mean, table, sum, lr,
               eps, uniform, p, keep_scale, W, bias, labels, smoothing, pooled, logits, lengths,
               n_pad, scale, grad_pooled, grad_W, grad_bias, preds, loss);
+  tally(n_bags, n_classes, labels, preds, *loss, confusion, totals);
   return 0;
 }
 
@@ -253,8 +267,12 @@ void adagrad_f32(int64_t n, float *param, const float *grad, float *sum, float *
  * weights (0: none)} as addresses, n_ids, n_bags: batch k. uniform: the dropout draws of all
  * bags, batch after batch (NULL: none). head = {lr, lr_decay, eps, weight_decay} of W, then
  * of bias; W_sum/W_step, bias_sum/bias_step: their Adagrad state. losses (n_batches) and
- * preds (all bags) are written; the rest is scratch for the largest batch. With check_only
- * set, or where a batch is bad (its code, as bag_train_step_f32's), nothing is written. */
+ * preds (all bags) are written; the rest is scratch for the largest batch. Where given, the
+ * training log's tallies are added to: confusion[label * n_classes + pred] += 1 a text, and
+ * totals[0] += the batch's mean loss * its texts, totals[1] += its texts (the sums a task's
+ * record_train makes with a bincount and a dot product: ~1 ms of torch ops a Lightning step,
+ * measured inside a run). With check_only set, or where a batch is bad (its code, as
+ * bag_train_step_f32's), nothing is written. */
 int bag_train_steps_f32(int64_t n_batches, const int64_t *batches, int check_only, int64_t dim,
                         int64_t n_classes, int64_t n_rows, int64_t pad, int mean, float *table,
                         float *sum, float lr, float eps, const float *uniform, float p,
@@ -262,7 +280,7 @@ int bag_train_steps_f32(int64_t n_batches, const int64_t *batches, int check_onl
                         float *W_sum, float *W_step, float *bias_sum, float *bias_step,
                         float smoothing, float *pooled, float *logits, int64_t *lengths,
                         float *scale, float *grad_pooled, float *grad_W, float *grad_bias,
-                        float *losses, int64_t *preds) {
+                        float *losses, int64_t *preds, int64_t *confusion, double *totals) {
   for (int64_t k = 0; k < n_batches; ++k) {
     const int64_t *batch = batches + 6 * k;
     int status = check_batch(batch[5], n_classes, batch[4], n_rows,
@@ -287,6 +305,8 @@ int bag_train_steps_f32(int64_t n_batches, const int64_t *batches, int check_onl
     if (bias)
       adagrad_f32(n_classes, bias, grad_bias, bias_sum, bias_step, head[4], head[5],
                   (float)head[6], (float)head[7]);
+    tally(n_bags, n_classes, (const int64_t *)(intptr_t)batch[2], preds + done, losses[k],
+          confusion, totals);
     done += n_bags;
   }
   return 0;
