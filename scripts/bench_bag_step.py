@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-fuse", action="store_true", help="optimizer.fuse_table_update=false")
-    parser.add_argument("--group", type=int, default=32, help="batches in one call (4th row)")
+    parser.add_argument(
+        "--group", type=int, default=64, help="batches in one call (4th row; model=boe trains 64)"
+    )
     args = parser.parse_args(argv)
     if args.data != "synthetic" and "EMBEDLAB_DATA_DIR" not in os.environ:
         shared = Path(__file__).resolve().parents[2] / "shared" / "data"

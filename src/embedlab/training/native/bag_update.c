@@ -104,10 +104,10 @@ void bag_update_f64(int64_t n_bags, int64_t dim, const double *grad, const doubl
  *   loss = mean_b [(1 - s) * -log softmax(logits_b)[y_b] + s * mean_c -log softmax_c]
  *   (s: label smoothing)
  *
- * Writes loss (mean), preds (argmax, first maximum), the tallies where given (as
- * bag_train_steps_f32), lengths (tokens per bag), n_pad (how
+ * Writes loss (mean), preds (argmax, first maximum), lengths (tokens per bag), n_pad (how
  * many ids are padding), scale (NULL for sum bags), grad_pooled (the loss's gradient w.r.t.
- * pooled: BagGradient.grad), grad_W and grad_bias (NULL where there is no bias), and updates
+ * pooled: BagGradient.grad), grad_W and grad_bias (NULL where there is no bias), adds to the
+ * training log's tallies where given (confusion, totals: as bag_train_steps_f32), and updates
  * table and its row sums. pooled and logits are scratch (n_bags x dim, n_bags x n_classes).
  * Returns 0, or before writing anything that is not scratch: 1 offsets out of order or past
  * the ids, 2 an id out of the table, 3 a label out of range; the caller then takes
