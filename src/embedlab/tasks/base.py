@@ -100,8 +100,9 @@ class EmbeddingTask(L.LightningModule):
         return None
 
     def fused_train_batch(self, batch: Any, update_head: bool) -> bool:
-        """Train on ``batch`` with ``self.fused_step`` and note what the logs need in
-        ``self.pending``; False where it does not apply (nothing was done)."""
+        """Train on ``batch`` with ``self.fused_step`` and record what the logs need (in
+        ``self.pending`` for :meth:`record_train`, or in the training tallies directly); False
+        where it does not apply (nothing was done)."""
         return False
 
     def fused_train_batches(self, batches: list[Any]) -> bool:
@@ -146,7 +147,9 @@ class EmbeddingTask(L.LightningModule):
         (``trainer.gradient_clip_val``), step-interval schedules and the model's constraints
         apply to every update. Where the task fused its step (:meth:`fuse_train_step`), each
         update is that one call instead of :meth:`train_batch` and autograd (the same update to
-        float rounding); the last leaves the head's gradients for Lightning's optimizer step.
+        float rounding), all but the last in one call where nothing runs between two updates
+        (:meth:`fused_train_batches`); the last leaves the head's gradients for Lightning's
+        optimizer step.
         """
         logs = logs_this_step(self)  # before the updates move global_step on
         if self.automatic_optimization:

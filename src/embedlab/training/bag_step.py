@@ -10,7 +10,9 @@ loss, backward, the table's row-wise Adagrad update, the head's Adagrad update) 
 (``native/bag_update.c``, ``bag_train_step_f32`` and ``adagrad_f32``). The ``nn.Module``
 stays the model: validation, testing and every other configuration run it; this is a kernel
 for one shape of it, like cuDNN's LSTM for ``nn.LSTM``, and its tests compare it with the
-autograd step on the same batches.
+autograd step on the same batches. :meth:`FusedBagStep.steps` makes several such steps in one
+call (``bag_train_steps_f32``), to the bit the steps of one call each: Python's trip per
+update had become ~100-250 us of a 0.2-0.6 ms update.
 
 The dropout mask is drawn from torch's generator as ``layers.Dropout`` draws it (one
 ``uniform_`` of the pooled bags' shape), so a fused run draws the same random numbers as the
