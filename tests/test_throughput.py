@@ -55,3 +55,20 @@ def test_the_clock_restarts_at_the_next_training_batch_after_a_mid_epoch_validat
     cb.on_train_epoch_end(trainer, module)
     assert cb.train_seconds == 15.0  # 10 + 5: neither the validation nor the checkpoint
     assert cb.examples_per_second == pytest.approx(100 / 15)
+
+
+def test_trainer_profiler_writes_its_report_into_the_run_folder(make_cfg, tmp_path):
+    cfg = make_cfg("trainer.profiler=simple", "trainer.max_epochs=1")
+    cfg.paths.output_dir = str(tmp_path / "run")
+    train(cfg)
+    report = (tmp_path / "run" / "fit-profile.txt").read_text()
+    assert report.startswith("FIT Profiler Report")
+    assert "run_training_batch" in report and "training_step" in report
+    assert (tmp_path / "run" / "test-profile.txt").is_file()
+
+
+def test_an_unknown_profiler_is_refused_by_name(make_cfg):
+    from embedlab.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match=r"trainer\.profiler: 'fast' is not one of"):
+        validate(make_cfg("trainer.profiler=fast"))

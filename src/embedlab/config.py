@@ -193,6 +193,9 @@ class TrainerConfig:
     num_sanity_val_steps: int = 2
     enable_progress_bar: bool = True
     enable_model_summary: bool = True
+    # Lightning's profiler: simple (time per hook and step), advanced (cProfile per hook) or
+    # pytorch (torch.profiler); its report goes to <run>/<stage>-profile.txt
+    profiler: str | None = None
     detect_anomaly: bool = False
     sync_batchnorm: bool = False
 
@@ -410,6 +413,14 @@ def apply_model_defaults(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+# trainer.profiler -> Lightning's profiler class (lightning.pytorch.profilers)
+PROFILERS = {
+    "simple": "SimpleProfiler",
+    "advanced": "AdvancedProfiler",
+    "pytorch": "PyTorchProfiler",
+}
+
+
 def _run_problems(cfg: DictConfig) -> list[str]:
     """What the run as a whole would do wrong silently (nothing trained, reported as a result)."""
     problems = []
@@ -418,6 +429,9 @@ def _run_problems(cfg: DictConfig) -> list[str]:
             "trainer.max_epochs: 0 trains nothing and would report an untrained model; set it >= 1 "
             "(or train=false ckpt_path=... to test a checkpoint)"
         )
+    profiler = cfg.trainer.get("profiler")
+    if profiler is not None and profiler not in PROFILERS:
+        problems.append(f"trainer.profiler: {profiler!r} is not one of {list(PROFILERS)} (or null)")
     grouped = cfg.data.get("batches_per_step") or 1
     blocker = one_batch_per_step(cfg) if grouped > 1 else None
     if blocker:

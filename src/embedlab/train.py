@@ -37,6 +37,15 @@ def _trainer_kwargs(cfg: Any) -> dict[str, Any]:
     return kwargs
 
 
+def _profiler(name: str, output_dir: Path) -> Any:
+    """Lightning's ``trainer.profiler`` writing ``<stage>-profile.txt`` into the run folder."""
+    from lightning.pytorch import profilers
+
+    from embedlab.config import PROFILERS
+
+    return getattr(profilers, PROFILERS[name])(dirpath=str(output_dir), filename="profile")
+
+
 def _loggers(cfg: DictConfig, output_dir: Path, purge_step: int | None = None) -> list:
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -161,6 +170,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     loggers = _loggers(cfg, output_dir, purge_step)
     callbacks = CALLBACKS.build(cfg, output_dir)
     trainer_kwargs = _trainer_kwargs(cfg.trainer)
+    if "profiler" in trainer_kwargs:  # its report in the run folder, not only on the console
+        trainer_kwargs["profiler"] = _profiler(trainer_kwargs["profiler"], output_dir)
     if module.batches_per_step > 1:  # the task clips each of a step's updates itself
         trainer_kwargs.pop("gradient_clip_val", None)
     trainer = L.Trainer(
