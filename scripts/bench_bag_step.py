@@ -14,7 +14,7 @@ the shared data, else the embedded synthetic set) with row-wise Adagrad, same th
 And, as a third row, the whole step in one compiled call (``optimizer.fuse_train_step``,
 ``embedlab.training.bag_step``; not with ``--no-fuse``), and as a fourth the updates of a
 Lightning step (``--group`` batches, ``data.batches_per_step``) in one call of
-``FusedBagStep.steps``, as a run makes all of a step's updates but its last.
+``FusedBagStep.steps``, as a run makes a step's updates.
 
 Printed: ms per step (forward + backward + update; the best of ``--repeats`` epochs) for
 each, and the ratios baseline / embedlab.

@@ -164,6 +164,39 @@ def test_several_batches_in_one_call_are_the_one_batch_calls(
                 assert torch.equal(member_many.state[q][key], value), key
 
 
+@pytest.mark.parametrize("mode", ["mean", "sum"])
+def test_several_batches_can_leave_the_last_head_update_to_its_optimizer(mode):
+    torch.manual_seed(0)
+    one = _model(mode, dropout=0.5)
+    many = deepcopy(one)
+    loss_fn = nn.CrossEntropyLoss()
+    one_opt, many_opt = _optimizer(one), _optimizer(many)
+    one_step = fuse_bag_step(one, loss_fn, one_opt, TRAINER)
+    many_step = fuse_bag_step(many, loss_fn, many_opt, TRAINER)
+    batches = _batches(4)
+    torch.manual_seed(5)
+    results = [one_step(batch, update_head=i < 3) for i, batch in enumerate(batches)]
+    torch.manual_seed(5)
+    losses, preds = many_step.steps(batches, update_last_head=False)
+    assert torch.equal(losses, torch.stack([loss for loss, _ in results]))
+    assert torch.equal(preds, torch.cat([p for _, p in results]))
+    for (name, a), (_, b) in zip(one.named_parameters(), many.named_parameters(), strict=True):
+        assert torch.equal(a, b), name  # the head waits on both sides
+        assert (a.grad is None) == (b.grad is None), name
+        if a.grad is not None:  # the last batch's head gradients, for its optimizer
+            assert torch.equal(a.grad, b.grad), name
+    assert many.head[-1].weight.grad is not None
+    ours, theirs = many.embedding.last_gradient, one.embedding.last_gradient
+    for field in ("grad", "ids", "lengths", "weights", "scale", "keep"):
+        a, b = getattr(ours, field), getattr(theirs, field)
+        assert (a is None) == (b is None), field
+        if a is not None:
+            assert torch.equal(a, b), field
+    one_opt.step(), many_opt.step()  # torch's Adagrad makes the last head update alike
+    for (name, a), (_, b) in zip(one.named_parameters(), many.named_parameters(), strict=True):
+        assert torch.equal(a, b), name
+
+
 def test_several_batches_with_a_bad_one_change_nothing_and_draw_nothing():
     torch.manual_seed(0)
     model = _model(dropout=0.5)
@@ -309,10 +342,10 @@ def test_a_run_uses_it_and_ends_where_the_autograd_run_ends(
             assert not groups
         elif scheduler == "linear":  # an lr between two updates: one call a batch
             assert calls and all(done for _, done in calls) and not groups
-        else:  # a step's updates but its last in one call, the last with the head's .grad
+        else:  # a step's updates in one call, the last leaving the head's .grad
             assert groups and all(done for _, done in groups)
-            assert 3 in {n for n, _ in groups} and all(1 <= n <= 3 for n, _ in groups)
-            assert calls and all(done and not update_head for update_head, done in calls)
+            assert 4 in {n for n, _ in groups} and all(1 <= n <= 4 for n, _ in groups)
+            assert not calls
         calls.clear()
         groups.clear()
     (fused, fused_state), (plain, plain_state) = runs[True], runs[False]

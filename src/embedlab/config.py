@@ -148,7 +148,7 @@ class OptimizerConfig:
     # clipping, accumulation, fp16 or DDP): 1.6-1.8x a MR step; false: the .grad and a step
     fuse_table_update: bool = True
     # and model=boe's whole step (linear head, cross-entropy, Adagrad) in one compiled call,
-    # with data.batches_per_step > 1 (a step's updates but its last in one call): 3-5x a step;
+    # with data.batches_per_step > 1 (a step's updates in one call): 3-5x a step;
     # the same updates to float rounding
     fuse_train_step: bool = True
 

@@ -106,8 +106,9 @@ class EmbeddingTask(L.LightningModule):
         return False
 
     def fused_train_batches(self, batches: list[Any]) -> bool:
-        """:meth:`fused_train_batch` (head updated) on each of ``batches``, in one call where
-        the fused step can make them all; False where it cannot (nothing was done)."""
+        """:meth:`fused_train_batch` on each of ``batches`` (the last with ``update_head=False``)
+        in one call where the fused step can make them all; False where it cannot (nothing
+        was done)."""
         return False
 
     def other_tables(self) -> list[nn.Module]:
@@ -147,7 +148,7 @@ class EmbeddingTask(L.LightningModule):
         (``trainer.gradient_clip_val``), step-interval schedules and the model's constraints
         apply to every update. Where the task fused its step (:meth:`fuse_train_step`), each
         update is that one call instead of :meth:`train_batch` and autograd (the same update to
-        float rounding), all but the last in one call where nothing runs between two updates
+        float rounding), all of them in one call where nothing runs between two updates
         (:meth:`fused_train_batches`); the last leaves the head's gradients for Lightning's
         optimizer step.
         """
@@ -166,19 +167,19 @@ class EmbeddingTask(L.LightningModule):
         lightning_optimizer = self.optimizers()
         optimizer = lightning_optimizer.optimizer
         schedulers = self._schedulers("step")
-        last, first = len(batches) - 1, 0
-        # all updates but the last in one call, where nothing runs between two updates (a
-        # step-interval schedule or the model's constraints do)
+        # every update in one call where nothing runs between two updates (a step-interval
+        # schedule or the model's constraints do), the last one's head gradients left in .grad
+        # for the callbacks' hooks and Lightning's optimizer step
         if (
-            last > 0
-            and self.fused_step is not None
+            self.fused_step is not None
             and not schedulers
             and getattr(self.model, "apply_constraints", None) is None
-            and self.fused_train_batches(batches[:last])
+            and self.fused_train_batches(batches)
         ):
-            first = last
-        for i in range(first, len(batches)):
-            batch = batches[i]
+            lightning_optimizer.step()
+            return
+        last = len(batches) - 1
+        for i, batch in enumerate(batches):
             if i < last:
                 if not self.fused_train_batch(batch, update_head=True):
                     loss = self.train_batch(batch)

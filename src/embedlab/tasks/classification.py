@@ -94,7 +94,7 @@ class ClassificationTask(EmbeddingTask):
 
     def fused_train_batches(self, batches: list[dict[str, torch.Tensor]]) -> bool:
         step, tallies = self.fused_step, (self.train_window, self.train_loss.window)
-        result = None if step is None else step.steps(batches, *tallies)
+        result = None if step is None else step.steps(batches, *tallies, update_last_head=False)
         if result is None:
             return False
         self.examples_seen += result[1].numel()

@@ -169,11 +169,15 @@ class FusedBagStep:
         batches: list[dict[str, torch.Tensor]],
         confusion: torch.Tensor | None = None,
         totals: torch.Tensor | None = None,
+        update_last_head: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Update the model from each of ``batches`` in turn, head included, in one compiled
         call (``bag_train_steps_f32``): the updates, and the random draws, of calling this
         object on each. ``(losses (K,), preds (all texts))``, or None where one of them takes
         autograd's path (then nothing was done, nothing drawn).
+
+        ``update_last_head=False``: the last batch is the call with ``update_head=False``
+        (its head gradients go to ``.grad`` for the head's optimizer).
 
         Where given, the training log's tallies are added to in the same call: ``confusion``
         (contiguous int64, classes x classes: [label, prediction] += 1 a text) and ``totals``
@@ -245,14 +249,33 @@ class FusedBagStep:
                 losses.data_ptr(),
                 preds.data_ptr(),
                 *tallies,
+                not update_last_head,
+                last_n_pad.data_ptr(),
             )
 
+        last_n_pad = torch.zeros((), dtype=torch.int64)
         if call(True, None):  # before the draw: a batch autograd's path must report
             return None
         # the draws of calling this object on each batch (torch's generator is serial: one
         # draw of all the bags equals the draws batch after batch; tested)
         uniform = torch.empty(n_total, dim).uniform_() if p > 0 else None
         call(False, uniform)
+        if not update_last_head:  # what __call__(update_head=False) leaves
+            last, n_last = batches[-1], int(sizes[-1])
+            _, _, lengths, scale, grad, grad_W, grad_bias = scratch
+            ids = last["ids"]
+            keep = ids != self.pad if last_n_pad.item() else None
+            self.embedding.last_gradient = BagGradient(
+                grad[:n_last],
+                ids,
+                lengths[:n_last],
+                last.get("per_sample_weights"),
+                None if scale is None else scale[:n_last].unsqueeze(1),
+                keep,
+            )
+            W.grad = grad_W
+            if bias is not None:
+                bias.grad = grad_bias
         return losses, preds
 
     def _tallies(self, confusion: torch.Tensor | None, totals: torch.Tensor | None) -> list:

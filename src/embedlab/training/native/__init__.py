@@ -153,6 +153,7 @@ def bag_update() -> ctypes.CDLL | None:
     steps = lib.bag_train_steps_f32
     steps.argtypes = [i64, ptr, ctypes.c_int] + [i64] * 4 + [ctypes.c_int] + [ptr] * 2
     steps.argtypes += [f32] * 2 + [ptr, f32, f32] + [ptr] * 7 + [f32] + [ptr] * 11
+    steps.argtypes += [ctypes.c_int, ptr]
     steps.restype = ctypes.c_int
     lib.gather_segments_i64.argtypes = [i64, ptr, ptr, i64, ptr, ptr]
     lib.gather_segments_i64.restype = ctypes.c_int
