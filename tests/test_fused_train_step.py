@@ -41,6 +41,23 @@ def _optimizer(
     return optimizer
 
 
+def _twins(
+    mode: str = "mean", dropout: float = 0.5, smoothing: float = 0.0, **head_kwargs
+) -> tuple[nn.Module, nn.Module, nn.CrossEntropyLoss, CompositeOptimizer, CompositeOptimizer]:
+    """A model and its copy, the loss, and an optimizer for each (seeded)."""
+    torch.manual_seed(0)
+    first = _model(mode, dropout)
+    second = deepcopy(first)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=smoothing)
+    return (
+        first,
+        second,
+        loss_fn,
+        _optimizer(first, **head_kwargs),
+        _optimizer(second, **head_kwargs),
+    )
+
+
 def _batches(n: int, weighted: bool = False, seed: int = 0) -> list[dict[str, torch.Tensor]]:
     gen = torch.Generator().manual_seed(seed)
     out = []
@@ -78,11 +95,7 @@ def _autograd_step(model, optimizer, loss_fn, batch) -> tuple[torch.Tensor, torc
     ],
 )
 def test_the_fused_step_is_autograds_step(mode, weighted, dropout, smoothing, head_kwargs):
-    torch.manual_seed(0)
-    plain = _model(mode, dropout)
-    fused = deepcopy(plain)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=smoothing)
-    plain_opt, fused_opt = _optimizer(plain, **head_kwargs), _optimizer(fused, **head_kwargs)
+    plain, fused, loss_fn, plain_opt, fused_opt = _twins(mode, dropout, smoothing, **head_kwargs)
     step = fuse_bag_step(fused, loss_fn, fused_opt, TRAINER)
     assert isinstance(step, FusedBagStep)
     start = plain.embedding.weight.detach().clone()
@@ -120,11 +133,7 @@ def test_the_fused_step_is_autograds_step(mode, weighted, dropout, smoothing, he
 def test_several_batches_in_one_call_are_the_one_batch_calls(
     mode, weighted, dropout, smoothing, head_kwargs
 ):
-    torch.manual_seed(0)
-    one = _model(mode, dropout)
-    many = deepcopy(one)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=smoothing)
-    one_opt, many_opt = _optimizer(one, **head_kwargs), _optimizer(many, **head_kwargs)
+    one, many, loss_fn, one_opt, many_opt = _twins(mode, dropout, smoothing, **head_kwargs)
     one_step = fuse_bag_step(one, loss_fn, one_opt, TRAINER)
     many_step = fuse_bag_step(many, loss_fn, many_opt, TRAINER)
     batches = _batches(6, weighted)
@@ -166,11 +175,7 @@ def test_several_batches_in_one_call_are_the_one_batch_calls(
 
 @pytest.mark.parametrize("mode", ["mean", "sum"])
 def test_several_batches_can_leave_the_last_head_update_to_its_optimizer(mode):
-    torch.manual_seed(0)
-    one = _model(mode, dropout=0.5)
-    many = deepcopy(one)
-    loss_fn = nn.CrossEntropyLoss()
-    one_opt, many_opt = _optimizer(one), _optimizer(many)
+    one, many, loss_fn, one_opt, many_opt = _twins(mode)
     one_step = fuse_bag_step(one, loss_fn, one_opt, TRAINER)
     many_step = fuse_bag_step(many, loss_fn, many_opt, TRAINER)
     batches = _batches(4)
@@ -358,11 +363,7 @@ def test_a_run_uses_it_and_ends_where_the_autograd_run_ends(
 
 
 def test_a_dropout_in_eval_mode_draws_nothing():
-    torch.manual_seed(0)
-    plain = _model(dropout=0.5)
-    fused = deepcopy(plain)
-    loss_fn = nn.CrossEntropyLoss()
-    plain_opt, fused_opt = _optimizer(plain), _optimizer(fused)
+    plain, fused, loss_fn, plain_opt, fused_opt = _twins()
     step = fuse_bag_step(fused, loss_fn, fused_opt, TRAINER)
     plain.head[0].eval(), fused.head[0].eval()  # the rest trains
     batch = _batches(1)[0]
