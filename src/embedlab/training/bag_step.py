@@ -6,13 +6,13 @@ PyTorch's fixed cost: ~30 small ops (the bag's bookkeeping, dropout, the linear 
 cross-entropy and their backward), autograd's engine and the head's optimizer step, ~1 ms
 for a batch of 256 MPQA texts whose table update takes 0.1 ms. fastText spends ~0.5 us a
 text. :class:`FusedBagStep` makes the step the ``nn.Module`` and autograd make (forward,
-loss, backward, the table's row-wise Adagrad update, the head's Adagrad update) in one C call
-(``native/bag_update.c``, ``bag_train_step_f32`` and ``adagrad_f32``). The ``nn.Module``
-stays the model: validation, testing and every other configuration run it; this is a kernel
-for one shape of it, like cuDNN's LSTM for ``nn.LSTM``, and its tests compare it with the
-autograd step on the same batches. :meth:`FusedBagStep.steps` makes several such steps in one
-call (``bag_train_steps_f32``), to the bit the steps of one call each: Python's trip per
-update had become ~100-250 us of a 0.2-0.6 ms update.
+loss, backward, the table's row-wise Adagrad update, the head's Adagrad update) in C
+(``native/bag_update.c``, ``bag_train_steps_f32``), for one batch or, with
+:meth:`FusedBagStep.steps`, for all of a Lightning step's batches in one call (to the bit the
+steps of one call each: Python's trip per update had become ~100-250 us of a 0.2-0.6 ms
+update). The ``nn.Module`` stays the model: validation, testing and every other configuration
+run it; this is a kernel for one shape of it, like cuDNN's LSTM for ``nn.LSTM``, and its tests
+compare it with the autograd step on the same batches.
 
 The dropout mask is drawn from torch's generator as ``layers.Dropout`` draws it (one
 ``uniform_`` of the pooled bags' shape), so a fused run draws the same random numbers as the
@@ -46,15 +46,12 @@ INPUTS = frozenset({"ids", "offsets", "labels"})  # + per_sample_weights
 
 
 @functools.cache
-def _kernels() -> tuple[Any, Any, Any] | None:
-    """``(bag_train_step_f32, adagrad_f32, bag_train_steps_f32)`` from the compiled library,
-    or None."""
+def _kernels() -> tuple[Any, Any] | None:
+    """``(bag_train_steps_f32, check_batches)`` from the compiled library, or None."""
     from embedlab.training import native
 
     lib = native.bag_update()
-    if lib is None:
-        return None
-    return lib.bag_train_step_f32, lib.adagrad_f32, lib.bag_train_steps_f32
+    return None if lib is None else (lib.bag_train_steps_f32, lib.check_batches)
 
 
 class FusedBagStep:
@@ -74,7 +71,7 @@ class FusedBagStep:
         self.dropout: Dropout | None = model.head[0] if len(model.head) == 2 else None
         self.smoothing = float(loss_fn.label_smoothing)
         self.table_optimizer, self.head_optimizer = table_optimizer, head_optimizer
-        self.kernel, self.adagrad, self.group_kernel = _kernels()  # type: ignore[misc]
+        self.kernel, self.check = _kernels()  # type: ignore[misc]
         self.pad = -1 if self.embedding.padding_idx is None else int(self.embedding.padding_idx)
         self._groups = {
             id(p): g for g in head_optimizer.param_groups for p in g["params"]
@@ -93,76 +90,8 @@ class FusedBagStep:
         steps it (what Lightning's optimizer step and its callbacks' hooks see). The tallies
         ``confusion`` and ``totals`` are added to where given, as :meth:`steps` does.
         """
-        tallies = self._tallies(confusion, totals)
-        p = self._dropout_p()
-        if p is None or not self._takes(batch):
-            return None
-        table = self.embedding.weight
-        ids, offsets, labels = batch["ids"], batch["offsets"], batch["labels"]
-        weights = batch.get("per_sample_weights")
-        keep_scale = 1.0 / (1.0 - p)  # as layers.Dropout: the float multiplier of mul_(1/(1-p))
-        n_bags, (n_rows, dim) = labels.numel(), table.shape
-        W, bias = self.linear.weight, self.linear.bias
-        n_classes = W.shape[0]
-        mean = self.embedding.mode == "mean"
-        uniform = torch.empty(n_bags, dim).uniform_() if p > 0 else None  # Dropout's draw
-        pooled = torch.empty(n_bags, dim)
-        logits = torch.empty(n_bags, n_classes)
-        lengths = torch.empty(n_bags, dtype=torch.int64)
-        n_pad = torch.empty((), dtype=torch.int64)
-        scale = torch.empty(n_bags, 1) if mean else None
-        grad = torch.empty(n_bags, dim)
-        preds = torch.empty(n_bags, dtype=torch.int64)
-        loss = torch.empty(())
-        grad_W, grad_bias = torch.empty_like(W), None if bias is None else torch.empty_like(bias)
-        table_group = self.table_optimizer.param_groups[0]
-        sums = self.table_optimizer.row_sums(table)
-        status = self.kernel(
-            n_bags,
-            dim,
-            n_classes,
-            ids.numel(),
-            n_rows,
-            ids.data_ptr(),
-            offsets.data_ptr(),
-            None if weights is None else weights.data_ptr(),
-            self.pad,
-            mean,
-            table.data_ptr(),
-            sums.data_ptr(),
-            table_group["lr"],
-            table_group["eps"],
-            None if uniform is None else uniform.data_ptr(),
-            p,
-            keep_scale,
-            W.data_ptr(),
-            None if bias is None else bias.data_ptr(),
-            labels.data_ptr(),
-            self.smoothing,
-            pooled.data_ptr(),
-            logits.data_ptr(),
-            lengths.data_ptr(),
-            n_pad.data_ptr(),
-            None if scale is None else scale.data_ptr(),
-            grad.data_ptr(),
-            grad_W.data_ptr(),
-            None if grad_bias is None else grad_bias.data_ptr(),
-            preds.data_ptr(),
-            loss.data_ptr(),
-            *tallies,
-        )
-        if status:  # nothing was updated: autograd's path says what is wrong
-            return None
-        keep = ids != self.pad if n_pad.item() else None  # as the module's BagGradient
-        self.embedding.last_gradient = BagGradient(grad, ids, lengths, weights, scale, keep)
-        for param, param_grad in ((W, grad_W), (bias, grad_bias)):
-            if param is None:
-                continue
-            if update_head:
-                self._adagrad(param, param_grad)
-            else:
-                param.grad = param_grad
-        return loss, preds
+        result = self.steps([batch], confusion, totals, update_last_head=update_head)
+        return None if result is None else (result[0][0], result[1])
 
     def steps(
         self,
@@ -176,8 +105,9 @@ class FusedBagStep:
         object on each. ``(losses (K,), preds (all texts))``, or None where one of them takes
         autograd's path (then nothing was done, nothing drawn).
 
-        ``update_last_head=False``: the last batch is the call with ``update_head=False``
-        (its head gradients go to ``.grad`` for the head's optimizer).
+        ``update_last_head=False``: the last batch's head gradients go to ``.grad`` for the
+        head's optimizer instead. The last batch's table gradient is kept in the embedding's
+        ``last_gradient`` (for the callbacks' histograms) either way.
 
         Where given, the training log's tallies are added to in the same call: ``confusion``
         (contiguous int64, classes x classes: [label, prediction] += 1 a text) and ``totals``
@@ -201,8 +131,8 @@ class FusedBagStep:
             for b in batches
         ]
         table_of_batches = torch.tensor(rows, dtype=torch.int64)
-        sizes = table_of_batches[:, 5]
-        n_total, n_most = int(sizes.sum()), int(sizes.max())
+        sizes = [row[5] for row in rows]  # texts a batch
+        n_total, n_most = sum(sizes), max(sizes)
         head, states = [], []
         # W's settings and state, then the bias's (W's again where there is no bias: unread)
         for param in (W, bias if bias is not None else W):
@@ -223,56 +153,55 @@ class FusedBagStep:
         ]
         sums = self.table_optimizer.row_sums(table)
 
-        def call(check_only: bool, uniform: torch.Tensor | None) -> int:
-            return self.group_kernel(
-                len(batches),
-                table_of_batches.data_ptr(),
-                check_only,
-                dim,
-                n_classes,
-                n_rows,
-                self.pad,
-                mean,
-                table.data_ptr(),
-                sums.data_ptr(),
-                table_group["lr"],
-                table_group["eps"],
-                None if uniform is None else uniform.data_ptr(),
-                p,
-                1.0 / (1.0 - p),  # as __call__
-                W.data_ptr(),
-                None if bias is None else bias.data_ptr(),
-                head_settings.data_ptr(),
-                *states,
-                self.smoothing,
-                *(None if t is None else t.data_ptr() for t in scratch),
-                losses.data_ptr(),
-                preds.data_ptr(),
-                *tallies,
-                not update_last_head,
-                last_n_pad.data_ptr(),
-            )
-
-        last_n_pad = torch.zeros((), dtype=torch.int64)
-        if call(True, None):  # before the draw: a batch autograd's path must report
+        # checked before the draw: a batch autograd's path must report draws nothing
+        if self.check(len(batches), table_of_batches.data_ptr(), n_classes, n_rows):
             return None
         # the draws of calling this object on each batch (torch's generator is serial: one
         # draw of all the bags equals the draws batch after batch; tested)
         uniform = torch.empty(n_total, dim).uniform_() if p > 0 else None
-        call(False, uniform)
-        if not update_last_head:  # what __call__(update_head=False) leaves
-            last, n_last = batches[-1], int(sizes[-1])
-            _, _, lengths, scale, grad, grad_W, grad_bias = scratch
-            ids = last["ids"]
-            keep = ids != self.pad if last_n_pad.item() else None
-            self.embedding.last_gradient = BagGradient(
-                grad[:n_last],
-                ids,
-                lengths[:n_last],
-                last.get("per_sample_weights"),
-                None if scale is None else scale[:n_last].unsqueeze(1),
-                keep,
-            )
+        last_n_pad = torch.zeros((), dtype=torch.int64)
+        self.kernel(
+            len(batches),
+            table_of_batches.data_ptr(),
+            dim,
+            n_classes,
+            n_rows,
+            self.pad,
+            mean,
+            table.data_ptr(),
+            sums.data_ptr(),
+            table_group["lr"],
+            table_group["eps"],
+            None if uniform is None else uniform.data_ptr(),
+            p,
+            1.0 / (1.0 - p),  # as layers.Dropout: the float multiplier of mul_(1/(1-p))
+            W.data_ptr(),
+            None if bias is None else bias.data_ptr(),
+            head_settings.data_ptr(),
+            *states,
+            self.smoothing,
+            *(None if t is None else t.data_ptr() for t in scratch),
+            losses.data_ptr(),
+            preds.data_ptr(),
+            *tallies,
+            not update_last_head,
+            last_n_pad.data_ptr(),
+        )
+        # what the last batch's backward would leave: its bag gradient, as the module's
+        # BagGradient; its head gradients where the head waits for its optimizer
+        last, n_last = batches[-1], sizes[-1]
+        _, _, lengths, scale, grad, grad_W, grad_bias = scratch
+        ids = last["ids"]
+        keep = ids != self.pad if last_n_pad.item() else None
+        self.embedding.last_gradient = BagGradient(
+            grad[:n_last],
+            ids,
+            lengths[:n_last],
+            last.get("per_sample_weights"),
+            None if scale is None else scale[:n_last].unsqueeze(1),
+            keep,
+        )
+        if not update_last_head:
             W.grad = grad_W
             if bias is not None:
                 bias.grad = grad_bias
@@ -323,21 +252,6 @@ class FusedBagStep:
             and offsets.numel() == labels.numel() > 0
             and (weights is None or (weights.dtype == torch.float32 and weights.is_contiguous()))
             and (weights is None or self.embedding.mode == "sum")  # else torch refuses them
-        )
-
-    def _adagrad(self, param: torch.Tensor, grad: torch.Tensor) -> None:
-        """torch's Adagrad update of ``param`` from ``grad`` (its group's settings and state)."""
-        group, state = self._groups[id(param)], self.head_optimizer.state[param]
-        self.adagrad(
-            param.numel(),
-            param.data_ptr(),
-            grad.data_ptr(),
-            state["sum"].data_ptr(),
-            state["step"].data_ptr(),
-            group["lr"],
-            group["lr_decay"],
-            group["eps"],
-            group["weight_decay"],
         )
 
 

@@ -132,9 +132,8 @@ def _build(cc: list[str], source: Path, path: Path) -> None:
 def bag_update() -> ctypes.CDLL | None:
     """``bag_update.c`` with its functions' C signatures declared (here only), or None where it
     cannot be built: ``bag_update_f32/f64`` (the table's update from its bag gradients,
-    ``RowWiseAdagrad.bag_step``), ``bag_train_step_f32``, ``adagrad_f32`` and
-    ``bag_train_steps_f32`` (the bag model's whole step, one batch or several,
-    ``training/bag_step.py``) and ``gather_segments_i64`` (a batch's texts,
+    ``RowWiseAdagrad.bag_step``), ``bag_train_steps_f32`` and ``check_batches`` (the bag
+    model's whole step, one batch or several, ``training/bag_step.py``) and ``gather_segments_i64`` (a batch's texts,
     ``data.batching.gather_bags``)."""
     lib = load("bag_update")
     if lib is None:
@@ -144,17 +143,13 @@ def bag_update() -> ctypes.CDLL | None:
         update = getattr(lib, f"bag_update_{suffix}")
         update.argtypes = [i64] * 2 + [ptr] * 8 + [real] * 2
         update.restype = None
-    step = lib.bag_train_step_f32
-    step.argtypes = [i64] * 5 + [ptr] * 3 + [i64, ctypes.c_int] + [ptr] * 2 + [f32] * 2
-    step.argtypes += [ptr, f32, f32, ptr, ptr, ptr, f32] + [ptr] * 12
-    step.restype = ctypes.c_int
-    lib.adagrad_f32.argtypes = [i64] + [ptr] * 4 + [f64, f64, f32, f32]
-    lib.adagrad_f32.restype = None
     steps = lib.bag_train_steps_f32
-    steps.argtypes = [i64, ptr, ctypes.c_int] + [i64] * 4 + [ctypes.c_int] + [ptr] * 2
+    steps.argtypes = [i64, ptr] + [i64] * 4 + [ctypes.c_int] + [ptr] * 2
     steps.argtypes += [f32] * 2 + [ptr, f32, f32] + [ptr] * 7 + [f32] + [ptr] * 11
     steps.argtypes += [ctypes.c_int, ptr]
     steps.restype = ctypes.c_int
+    lib.check_batches.argtypes = [i64, ptr, i64, i64]
+    lib.check_batches.restype = ctypes.c_int
     lib.gather_segments_i64.argtypes = [i64, ptr, ptr, i64, ptr, ptr]
     lib.gather_segments_i64.restype = ctypes.c_int
     return lib

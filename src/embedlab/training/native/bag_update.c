@@ -1,6 +1,6 @@
 /* Row-wise Adagrad applied to a bag table straight from its bag gradients (embedlab's fused
  * table update, embedlab.training.optim.RowWiseAdagrad.bag_step), and the bag model's whole
- * training step built on it (embedlab.training.bag_step, bag_train_step_f32).
+ * training step built on it (embedlab.training.bag_step, bag_train_steps_f32).
  *
  * bag_update: grad (n_bags x dim, row-major: the bags' output gradients), scale (n_bags; NULL:
  * 1; mean bags' 1/size), ids (bag after bag, lengths[b] ids for bag b), per-token weights
@@ -94,7 +94,8 @@ void bag_update_f64(int64_t n_bags, int64_t dim, const double *grad, const doubl
   rows_update_f64(n_bags, dim, grad, scale, ids, lengths, weights, keep, -1, table, sum, lr, eps);
 }
 
-/* One training step of BagOfEmbeddings with a linear head (model=boe, no hidden layers):
+/* One training step of BagOfEmbeddings with a linear head (model=boe, no hidden layers),
+ * train_batch, after check_batch accepted the batch:
  * the forward, the cross-entropy, the backward and the table's row-wise Adagrad update, as
  * autograd and RowWiseAdagrad.bag_step make them from the nn.Module:
  *
@@ -104,14 +105,13 @@ void bag_update_f64(int64_t n_bags, int64_t dim, const double *grad, const doubl
  *   loss = mean_b [(1 - s) * -log softmax(logits_b)[y_b] + s * mean_c -log softmax_c]
  *   (s: label smoothing)
  *
- * Writes loss (mean), preds (argmax, first maximum), lengths (tokens per bag), n_pad (how
- * many ids are padding), scale (NULL for sum bags), grad_pooled (the loss's gradient w.r.t.
- * pooled: BagGradient.grad), grad_W and grad_bias (NULL where there is no bias), adds to the
- * training log's tallies where given (confusion, totals: as bag_train_steps_f32), and updates
- * table and its row sums. pooled and logits are scratch (n_bags x dim, n_bags x n_classes).
- * Returns 0, or before writing anything that is not scratch: 1 offsets out of order or past
- * the ids, 2 an id out of the table, 3 a label out of range; the caller then takes
- * autograd's path, which reports it. check_batch makes those checks, train_batch the step. */
+ * train_batch writes loss (mean), preds (argmax, first maximum), lengths (tokens per bag),
+ * n_pad (how many ids are padding), scale (NULL for sum bags), grad_pooled (the loss's
+ * gradient w.r.t. pooled: BagGradient.grad), grad_W and grad_bias (NULL where there is no
+ * bias), and updates table and its row sums; pooled and logits are scratch (n_bags x dim,
+ * n_bags x n_classes). check_batch returns 0, or 1 offsets out of order or past the ids, 2 an
+ * id out of the table, 3 a label out of range: the caller then takes autograd's path, which
+ * reports it. */
 static int check_batch(int64_t n_bags, int64_t n_classes, int64_t n_ids, int64_t n_rows,
                        const int64_t *ids, const int64_t *offsets, const int64_t *labels) {
   for (int64_t b = 0; b < n_bags; ++b) {
@@ -229,29 +229,11 @@ static void tally(int64_t n_bags, int64_t n_classes, const int64_t *labels, cons
   }
 }
 
-int bag_train_step_f32(int64_t n_bags, int64_t dim, int64_t n_classes, int64_t n_ids,
-                       int64_t n_rows, const int64_t *ids, const int64_t *offsets,
-                       const float *weights, int64_t pad, int mean, float *table, float *sum,
-                       float lr, float eps, const float *uniform, float p, float keep_scale,
-                       const float *W, const float *bias, const int64_t *labels,
-                       float smoothing, float *pooled, float *logits, int64_t *lengths,
-                       int64_t *n_pad, float *scale, float *grad_pooled, float *grad_W,
-                       float *grad_bias, int64_t *preds, float *loss, int64_t *confusion,
-                       double *totals) {
-  int status = check_batch(n_bags, n_classes, n_ids, n_rows, ids, offsets, labels);
-  if (status) return status;
-  train_batch(n_bags, dim, n_classes, n_ids, ids, offsets, weights, pad, mean, table, sum, lr,
-              eps, uniform, p, keep_scale, W, bias, labels, smoothing, pooled, logits, lengths,
-              n_pad, scale, grad_pooled, grad_W, grad_bias, preds, loss);
-  tally(n_bags, n_classes, labels, preds, *loss, confusion, totals);
-  return 0;
-}
-
 /* torch.optim.Adagrad's update of one dense parameter (n values) from its gradient g:
  * step += 1; clr = lr / (1 + (step - 1) * lr_decay); g += weight_decay * p;
  * sum += g^2; p -= clr * g / (sqrt(sum) + eps). */
-void adagrad_f32(int64_t n, float *param, const float *grad, float *sum, float *step,
-                 double lr, double lr_decay, float eps, float weight_decay) {
+static void adagrad_f32(int64_t n, float *param, const float *grad, float *sum, float *step,
+                        double lr, double lr_decay, float eps, float weight_decay) {
   *step += 1.0f;
   float clr = (float)(lr / (1.0 + ((double)*step - 1.0) * lr_decay));
   for (int64_t i = 0; i < n; ++i) {
@@ -261,9 +243,24 @@ void adagrad_f32(int64_t n, float *param, const float *grad, float *sum, float *
   }
 }
 
-/* n_batches training steps in one call, each bag_train_step_f32 then adagrad_f32 on W and on
- * bias: the updates that as many calls of both make, to the bit, without a trip through
- * Python per batch (~150 us of a ~300 us MPQA update). batches[k] = {ids, offsets, labels,
+/* check_batch of each of n_batches batches (bag_train_steps_f32's layout): 0, or the first
+ * bad batch's code. Its own entry point, so a caller can check before it draws dropout. */
+int check_batches(int64_t n_batches, const int64_t *batches, int64_t n_classes,
+                  int64_t n_rows) {
+  for (int64_t k = 0; k < n_batches; ++k) {
+    const int64_t *batch = batches + 6 * k;
+    int status = check_batch(batch[5], n_classes, batch[4], n_rows,
+                             (const int64_t *)(intptr_t)batch[0],
+                             (const int64_t *)(intptr_t)batch[1],
+                             (const int64_t *)(intptr_t)batch[2]);
+    if (status) return status;
+  }
+  return 0;
+}
+
+/* n_batches training steps in one call, each train_batch then adagrad_f32 on W and on bias
+ * (embedlab.training.bag_step.FusedBagStep: one call a Lightning step, or one a batch), without
+ * a trip through Python per batch (~150 us of a ~300 us MPQA update). batches[k] = {ids, offsets, labels,
  * weights (0: none)} as addresses, n_ids, n_bags: batch k. uniform: the dropout draws of all
  * bags, batch after batch (NULL: none). head = {lr, lr_decay, eps, weight_decay} of W, then
  * of bias; W_sum/W_step, bias_sum/bias_step: their Adagrad state. losses (n_batches) and
@@ -273,10 +270,9 @@ void adagrad_f32(int64_t n, float *param, const float *grad, float *sum, float *
  * record_train makes with a bincount and a dot product: ~1 ms of torch ops a Lightning step,
  * measured inside a run). With last_head_waits set, the last batch's head update is not made:
  * its gradients stay in grad_W and grad_bias, and its bag gradients in the scratch (lengths,
- * scale, grad_pooled; last_n_pad: its padding ids), as bag_train_step_f32 leaves them. With
- * check_only set, or where a batch is bad (its code, as bag_train_step_f32's), nothing is
- * written. */
-int bag_train_steps_f32(int64_t n_batches, const int64_t *batches, int check_only, int64_t dim,
+ * scale, grad_pooled; last_n_pad: its padding ids). Where a batch is bad (check_batches'
+ * code), nothing is written. */
+int bag_train_steps_f32(int64_t n_batches, const int64_t *batches, int64_t dim,
                         int64_t n_classes, int64_t n_rows, int64_t pad, int mean, float *table,
                         float *sum, float lr, float eps, const float *uniform, float p,
                         float keep_scale, float *W, float *bias, const double *head,
@@ -285,15 +281,8 @@ int bag_train_steps_f32(int64_t n_batches, const int64_t *batches, int check_onl
                         float *scale, float *grad_pooled, float *grad_W, float *grad_bias,
                         float *losses, int64_t *preds, int64_t *confusion, double *totals,
                         int last_head_waits, int64_t *last_n_pad) {
-  for (int64_t k = 0; k < n_batches; ++k) {
-    const int64_t *batch = batches + 6 * k;
-    int status = check_batch(batch[5], n_classes, batch[4], n_rows,
-                             (const int64_t *)(intptr_t)batch[0],
-                             (const int64_t *)(intptr_t)batch[1],
-                             (const int64_t *)(intptr_t)batch[2]);
-    if (status) return status;
-  }
-  if (check_only) return 0;
+  int status = check_batches(n_batches, batches, n_classes, n_rows);
+  if (status) return status;
   int64_t n_pad = 0, done = 0;
   for (int64_t k = 0; k < n_batches; ++k) {
     const int64_t *batch = batches + 6 * k;
