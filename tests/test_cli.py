@@ -54,7 +54,14 @@ def test_config_error_exits_with_the_problem(tmp_path: Path):
 
 def test_run_dir_and_multirun(tmp_path: Path):
     run_dir = tmp_path / "single"
-    run_cli(*QUIET, *TINY_DATA, "trainer.max_epochs=1", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = run_cli(
+        *QUIET, *TINY_DATA, "trainer.max_epochs=1", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    console = proc.stdout + proc.stderr
+    # Lightning's lines that say nothing about the run are kept off the console, its others not
+    for noise in ("Tip:", "LeafSpec", "overridden `transfer_batch_to_device`"):
+        assert noise not in console
+    assert "GPU available: False" in console
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 1
     assert (run_dir / ".hydra" / "config.yaml").is_file()
 

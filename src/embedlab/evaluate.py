@@ -78,6 +78,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from embedlab.config import validate
     from embedlab.inference import read_checkpoint
     from embedlab.tasks import TASKS
+    from embedlab.utils import quiet_lightning_noise
 
     if cfg.split not in ("test", "val", "train"):
         from embedlab.errors import ConfigError
@@ -90,6 +91,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule, module = TASKS.get(run.task.name).setup(run, checkpoint)
     split = cfg.split if cfg.split in datamodule.encoded else "val"
     loader = datamodule.eval_loader(split)
+    quiet_lightning_noise()
     logger = TensorBoardLogger(
         save_dir=str(output_dir), name="", version="", default_hp_metric=False
     )

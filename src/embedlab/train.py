@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from embedlab import sweep
 from embedlab.config import to_flat_dict, validate
 from embedlab.paths import config_dir
-from embedlab.utils import release_free_memory, reuse_freed_memory
+from embedlab.utils import quiet_lightning_noise, release_free_memory, reuse_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
         print_config_tree(cfg)  # with the model's defaults filled in
 
     _quiet_duplicate_handlers()
+    quiet_lightning_noise()
     from embedlab.callbacks import CALLBACKS
     from embedlab.tasks import TASKS
     from embedlab.tensorboard import (

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,3 +124,28 @@ def replaced_whole(target: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# Lines Lightning prints into every run's console that say nothing about the run, matched by
+# their text (every other warning and log line still prints):
+NOISE_WARNINGS = (
+    # Lightning 2.6's own pytree helper calling an API that torch deprecated: not the user's code
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    # the tasks override transfer_batch_to_device on purpose (nothing to move on the CPU)
+    r"You have overridden `transfer_batch_to_device` in `LightningModule`",
+)
+NOISE_LOGS = ("\N{ELECTRIC LIGHT BULB} Tip:",)  # Lightning's advertisement for its cloud logger
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(NOISE_LOGS)
+
+
+def quiet_lightning_noise() -> None:
+    """Keep :data:`NOISE_WARNINGS` and :data:`NOISE_LOGS` off the console (idempotent)."""
+    for message in NOISE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)  # replaces an equal filter
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropNoise) for f in logger.filters):
+        logger.addFilter(_DropNoise())
