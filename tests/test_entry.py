@@ -43,3 +43,23 @@ def test_plain_import_keeps_torchmetrics_as_it_is():
     lines = probe("import lightning.pytorch")
     assert "scipy.signal" in lines[0]  # torchmetrics imports it whenever scipy is installed
     assert lines[1].split()[0] == "True"
+
+
+GC_PROBE = """
+import gc
+{before}
+from embedlab.entry import import_lightning
+import_lightning()
+print(gc.isenabled(), gc.get_freeze_count() > 100_000)
+"""
+
+
+@pytest.mark.parametrize(
+    ("before", "expected"),
+    [("", "True True"), ("gc.disable()", "False False")],  # a caller's choice is left alone
+)
+def test_lean_import_freezes_what_it_built(before: str, expected: str):
+    code = GC_PROBE.format(before=before)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == expected

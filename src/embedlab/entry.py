@@ -11,10 +11,18 @@ while torchmetrics' availability checks (lightning_utilities' ``package_availabl
 takes the path it takes where they are absent. Only ``embedlab-train`` and ``embedlab-eval`` do
 this: ``import embedlab`` and ``embedlab.train.train`` (tests, notebooks, sweepers' workers)
 leave torchmetrics as it is.
+
+The import also runs without Python's cyclic garbage collector, and what it built is then set
+aside for good (``gc.freeze``): its ~500k long-lived objects made every full collection walk them
+all to find next to nothing. Measured with ``gc.callbacks`` on a default ``embedlab-train`` run
+(2 cores, a machine ~1.5x slower than quiet): collections took 1.09 s, 0.87 s of it in six full
+ones that freed 274 objects; now 0.09 s. The whole command took 4.6-5.1 s instead of 5.3-6.5 s
+(four alternating pairs), peak RSS 2-14 MB more (the few cycles the import left behind).
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 
 # what torchmetrics imports at module level and no embedlab run uses
@@ -22,7 +30,8 @@ LEAN_SKIPPED = frozenset({"scipy", "transformers", "matplotlib"})
 
 
 def import_lightning(skipped: frozenset[str] = LEAN_SKIPPED) -> bool:
-    """Import ``lightning.pytorch`` without torchmetrics' ``skipped`` optional packages.
+    """Import ``lightning.pytorch`` without torchmetrics' ``skipped`` optional packages, and
+    without the garbage collector (then ``gc.freeze`` and the collector back on, where it was).
 
     Returns False (and changes nothing) when torchmetrics is already imported: its flags are
     then set for this process. Each flag torchmetrics reads during the import caches its
@@ -54,12 +63,17 @@ def import_lightning(skipped: frozenset[str] = LEAN_SKIPPED) -> bool:
     window_open = True
     imports.package_available = lean_package_available
     imports.RequirementCache._check_available = lean_check_available
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         import lightning.pytorch  # noqa: F401
     finally:
         window_open = False
         imports.package_available = package_available
         imports.RequirementCache._check_available = check_available
+        if collecting:
+            gc.freeze()
+            gc.enable()
     return True
 
 
