@@ -4,8 +4,9 @@ Both sides get the same model (built by the task's own setup), the same batches 
 datamodule's train loader), the same optimizer and schedule (``configure_task_optimizers``'s
 builders), the same fused updates (the bag table's in its backward, the bag model's whole step
 in one compiled call, the updates of a step's batches in one call where no schedule steps
-between them: ``optimizer.fuse_table_update``, ``fuse_train_step``), the same number of epochs
-and the same torch threads. The Lightning side is a
+between them: ``optimizer.fuse_table_update``, ``fuse_train_step``), the same number of epochs,
+the same torch threads and train()'s heap handling before the fit (the setup's freed memory
+returned, training's kept for reuse). The Lightning side is a
 whole ``train(cfg)`` run with the shipped callbacks; its training time is the Throughput
 callback's (validation excluded). The plain side times only its training epochs. Printed:
 samples/s for both (texts for the bag model, predicted tokens for the LM) and the ratio
@@ -76,12 +77,15 @@ def plain_side(cfg: DictConfig) -> tuple[float, int]:
         fuse_table_update,
         param_groups,
     )
-    from embedlab.utils import reuse_freed_memory
+    from embedlab.utils import release_free_memory, reuse_freed_memory
 
     validate(cfg)
-    reuse_freed_memory()  # as train() does before fitting
     torch.manual_seed(cfg.seed)
     datamodule, module = TASKS.get(cfg.task.name).setup(cfg)
+    # as train() does between the setup and the fit: what the setup freed goes back to the OS
+    # (the first epoch faults its pages in again), then freed memory is kept for reuse
+    release_free_memory()
+    reuse_freed_memory()
     lm = cfg.task.name == "lm"
     groups = param_groups(module.model, cfg.optimizer, module.embedding, module.embedding_lr)
     loader = datamodule.train_dataloader()
