@@ -230,3 +230,18 @@ def test_a_run_stopped_before_its_first_validation_ends_cleanly(make_cfg):
     # early stopping is on (model=boe): it waits for a validation instead of failing without one
     fit = train(make_cfg("trainer.max_steps=1", "data.batches_per_step=1", "test=false"))
     assert fit["global_steps"] == 1 and "val/acc" not in fit
+
+
+@pytest.mark.parametrize(("every", "steps"), [(1, [0, 1, 2, 3, 4]), (2, [2, 4])])
+def test_histograms_every_n_steps_where_an_epoch_is_longer(make_cfg, tmp_path: Path, every, steps):
+    # 2 epochs of 2 Lightning steps (5 batches of 256 texts, 4 a step): every step's (0 to 3)
+    # and every epoch end's (2 and 4); where an epoch is no longer than every_n_steps, the ends
+    cfg = make_cfg(
+        "data.batches_per_step=4",
+        "callbacks.early_stopping.enabled=false",
+        f"callbacks.embedding_histograms.every_n_steps={every}",
+    )
+    train(cfg)
+    acc = EventAccumulator(str(tmp_path / "run"), size_guidance={"histograms": 0})
+    acc.Reload()
+    assert [h.step for h in acc.Histograms("embedding/row_norm")] == steps

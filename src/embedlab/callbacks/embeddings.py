@@ -180,11 +180,15 @@ class EmbeddingDrift(_EmbeddingCallback):
 
 
 class EmbeddingHistograms(_EmbeddingCallback):
-    """Row-norm and gradient-row-norm histograms every ``every_n_steps`` optimizer steps and at
-    the end of every training epoch (the gradient of its last update).
+    """Row-norm and gradient-row-norm histograms at the end of every training epoch (the
+    gradient of its last update), and every ``every_n_steps`` optimizer steps where an epoch is
+    longer than that.
 
     The epoch's end gives every run its curve over epochs, however few Lightning steps an epoch
-    has (``data.batches_per_step`` makes an epoch of MR two steps for the bag model).
+    has (``data.batches_per_step`` makes an epoch of every shared set one step for the bag
+    model). Where it has no more than ``every_n_steps``, the step's histograms would only repeat
+    the epoch end's a few steps early, at a cost inside the timed training: the one at step 0
+    was 10.9 ms of MPQA's 71.5 ms of training (3 epochs of one step).
     """
 
     def __init__(
@@ -197,7 +201,8 @@ class EmbeddingHistograms(_EmbeddingCallback):
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any
     ) -> None:
-        if trainer.global_step % self.every_n_steps == 0:
+        every = self.every_n_steps
+        if trainer.num_training_batches > every and trainer.global_step % every == 0:
             self._log(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
