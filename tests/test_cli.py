@@ -62,6 +62,8 @@ def test_run_dir_and_multirun(tmp_path: Path):
     for noise in ("Tip:", "LeafSpec", "overridden `transfer_batch_to_device`"):
         assert noise not in console
     assert "GPU available: False" in console
+    # no learning-rate schedule: no schedule length to count, so no early train-loader load
+    assert "to estimate number of stepping batches" not in console
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 1
     assert (run_dir / ".hydra" / "config.yaml").is_file()
 

@@ -515,6 +515,11 @@ def _step(t: int, total: int, step_size: int = 1000, gamma: float = 0.1) -> floa
     return gamma ** (t // max(step_size, 1))
 
 
+def schedules(cfg: Any) -> bool:
+    """Whether the ``scheduler`` config ``cfg`` changes the learning rate at all."""
+    return not (cfg.name == "none" and cfg.warmup_steps == 0)
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer,
     cfg: Any,
@@ -528,7 +533,7 @@ def build_scheduler(
     ``scheduler.over=time``) the schedule is at whichever point is further along: step t of
     the decay, or that fraction of it.
     """
-    if cfg.name == "none" and cfg.warmup_steps == 0:
+    if not schedules(cfg):
         return None
     fn = SCHEDULERS.get(cfg.name)
     kwargs = dict(cfg.kwargs)
@@ -587,8 +592,9 @@ def build_optimization(
     scaled = str(getattr(trainer, "precision", "")) in ("16-mixed", "16")
     clipped = bool(getattr(trainer, "gradient_clip_val", None))
     optimizer = build_optimizer(groups, optimizer_cfg, fused=not (scaled and clipped))
-    step = scheduler_cfg.interval == "step"
-    if step:
+    if not schedules(scheduler_cfg):  # no length to count (and no train loader to load for it)
+        return optimizer
+    if scheduler_cfg.interval == "step":
         from embedlab.data.batching import batches_per_step
 
         steps = trainer.estimated_stepping_batches  # (sets up the train loader)
