@@ -196,19 +196,7 @@ class EmbeddingTask(L.LightningModule):
                 lightning_optimizer.step()
             self._constrain()
             if schedulers:
-                self._step_after_update(schedulers)
-
-    def _step_after_update(self, schedulers: list[Any]) -> None:
-        if self.fused_step is None:
-            for scheduler in schedulers:
-                scheduler.step()
-            return
-        # the fused step updates without calling optimizer.step(), which torch's schedulers
-        # take for a schedule stepped before its first update and warn about once
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=SCHEDULE_BEFORE_STEP, category=UserWarning)
-            for scheduler in schedulers:
-                scheduler.step()
+                self.step_schedules("step")
 
     def transfer_batch_to_device(self, batch: Any, device: Any, dataloader_idx: int) -> Any:
         # the loaders make CPU tensors: on the CPU there is nothing to move, and walking the
@@ -232,8 +220,15 @@ class EmbeddingTask(L.LightningModule):
     def step_schedules(self, interval: str) -> None:
         """Step the ``interval`` ("step" or "epoch") schedules: under manual optimization
         Lightning steps none of them."""
-        for scheduler in self._schedulers(interval):
-            scheduler.step()
+        with warnings.catch_warnings():
+            if self.fused_step is not None:
+                # the fused step updates without calling optimizer.step(), which torch's
+                # schedulers take for a schedule stepped before its first update and warn about
+                warnings.filterwarnings(
+                    "ignore", message=SCHEDULE_BEFORE_STEP, category=UserWarning
+                )
+            for scheduler in self._schedulers(interval):
+                scheduler.step()
 
     def _constrain(self) -> None:
         constrain = getattr(self.model, "apply_constraints", None)

@@ -603,6 +603,4 @@ def build_optimization(
         total = trainer.max_epochs
     time_spent = _time_spent(trainer) if scheduler_cfg.get("over") == "time" else None
     scheduler = build_scheduler(optimizer, scheduler_cfg, int(total), time_spent)
-    if scheduler is None:
-        return optimizer
     return {"optimizer": optimizer, "lr_scheduler": scheduler}
