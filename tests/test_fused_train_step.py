@@ -144,7 +144,7 @@ def test_several_batches_in_one_call_are_the_one_batch_calls(
     torch.manual_seed(7)
     one_confusion = torch.full((CLASSES, CLASSES), 5, dtype=torch.int64)
     one_totals = torch.tensor([1.5, 2.0], dtype=torch.float64)
-    results = [one_step(batch, True, one_confusion, one_totals) for batch in batches]
+    results = [one_step(batch, one_confusion, one_totals) for batch in batches]
     rng_after_one = torch.get_rng_state()
     torch.manual_seed(7)
     confusion = torch.full((CLASSES, CLASSES), 5, dtype=torch.int64)  # added to
@@ -174,32 +174,22 @@ def test_several_batches_in_one_call_are_the_one_batch_calls(
 
 
 @pytest.mark.parametrize("mode", ["mean", "sum"])
-def test_several_batches_can_leave_the_last_head_update_to_its_optimizer(mode):
+def test_several_batches_keep_the_last_bag_gradient_for_the_histograms(mode):
     one, many, loss_fn, one_opt, many_opt = _twins(mode)
     one_step = fuse_bag_step(one, loss_fn, one_opt, TRAINER)
     many_step = fuse_bag_step(many, loss_fn, many_opt, TRAINER)
     batches = _batches(4)
     torch.manual_seed(5)
-    results = [one_step(batch, update_head=i < 3) for i, batch in enumerate(batches)]
+    for batch in batches:
+        assert one_step(batch) is not None
     torch.manual_seed(5)
-    losses, preds = many_step.steps(batches, update_last_head=False)
-    assert torch.equal(losses, torch.stack([loss for loss, _ in results]))
-    assert torch.equal(preds, torch.cat([p for _, p in results]))
-    for (name, a), (_, b) in zip(one.named_parameters(), many.named_parameters(), strict=True):
-        assert torch.equal(a, b), name  # the head waits on both sides
-        assert (a.grad is None) == (b.grad is None), name
-        if a.grad is not None:  # the last batch's head gradients, for its optimizer
-            assert torch.equal(a.grad, b.grad), name
-    assert many.head[-1].weight.grad is not None
+    assert many_step.steps(batches) is not None
     ours, theirs = many.embedding.last_gradient, one.embedding.last_gradient
     for field in ("grad", "ids", "lengths", "weights", "scale", "keep"):
         a, b = getattr(ours, field), getattr(theirs, field)
         assert (a is None) == (b is None), field
         if a is not None:
             assert torch.equal(a, b), field
-    one_opt.step(), many_opt.step()  # torch's Adagrad makes the last head update alike
-    for (name, a), (_, b) in zip(one.named_parameters(), many.named_parameters(), strict=True):
-        assert torch.equal(a, b), name
 
 
 def test_several_batches_with_a_bad_one_change_nothing_and_draw_nothing():
@@ -225,28 +215,28 @@ def test_several_batches_with_a_bad_one_change_nothing_and_draw_nothing():
         assert torch.equal(value, before[key]), key
 
 
-def test_without_the_head_update_the_gradients_wait_in_grad():
-    torch.manual_seed(0)
-    plain = _model()
-    fused = deepcopy(plain)
-    loss_fn = nn.CrossEntropyLoss()
-    fused_opt = _optimizer(fused)
+def test_an_optimizer_step_after_it_applies_nothing_not_even_an_earlier_gradient():
+    # Lightning's optimizer step follows the fused updates (for its hooks and step count): it
+    # must find no gradient, also where the batch before took autograd's path and left one
+    plain, fused, loss_fn, plain_opt, fused_opt = _twins()
     step = fuse_bag_step(fused, loss_fn, fused_opt, TRAINER)
-    batch = _batches(1)[0]
-    head_before = fused.head[-1].weight.detach().clone()
-    table_before = fused.embedding.weight.detach().clone()
-    torch.manual_seed(3)
-    logits = plain(batch["ids"], batch["offsets"])
-    loss_fn(logits, batch["labels"]).backward()  # autograd's gradients, no step
-    torch.manual_seed(3)
-    assert step(batch, update_head=False) is not None
-    linear, plain_linear = fused.head[-1], plain.head[-1]
-    assert torch.equal(linear.weight, head_before)  # the head waits for its optimizer
-    assert not torch.equal(fused.embedding.weight, table_before)  # the table did not wait
-    torch.testing.assert_close(linear.weight.grad, plain_linear.weight.grad, rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(linear.bias.grad, plain_linear.bias.grad, rtol=1e-5, atol=1e-7)
-    fused_opt.step()  # torch's Adagrad, from .grad
-    assert not torch.equal(linear.weight, head_before)
+    first, second = _batches(2)
+    plain.train(), fused.train()
+    for model, optimizer in ((plain, plain_opt), (fused, fused_opt)):
+        torch.manual_seed(1)
+        _autograd_step(model, optimizer, loss_fn, first)  # leaves the head's .grad set
+    assert fused.head[-1].weight.grad is not None
+    torch.manual_seed(2)
+    _autograd_step(plain, plain_opt, loss_fn, second)
+    torch.manual_seed(2)
+    assert step(second) is not None
+    assert all(p.grad is None for p in fused.parameters())
+    after = deepcopy(fused.state_dict())
+    fused_opt.step()  # Lightning's step: nothing to apply
+    for key, value in fused.state_dict().items():
+        assert torch.equal(value, after[key]), key
+    for (name, a), (_, b) in zip(plain.named_parameters(), fused.named_parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=name)
 
 
 def test_a_batch_it_cannot_take_changes_nothing():
@@ -313,23 +303,15 @@ def test_a_run_uses_it_and_ends_where_the_autograd_run_ends(
 ):
     from embedlab.tasks.classification import ClassificationTask
 
-    calls: list[tuple[bool, bool]] = []  # (update_head, done) of each one-batch call
-    groups: list[tuple[int, bool]] = []  # (batches, done) of each call of several
-    fused_train_batch = ClassificationTask.fused_train_batch
+    calls: list[tuple[int, bool]] = []  # (batches, done) of each call
     fused_train_batches = ClassificationTask.fused_train_batches
 
-    def counted(self, batch, update_head):
-        done = fused_train_batch(self, batch, update_head)
-        calls.append((update_head, done))
-        return done
-
-    def counted_group(self, batches):
+    def counted(self, batches):
         done = fused_train_batches(self, batches)
-        groups.append((len(batches), done))
+        calls.append((len(batches), done))
         return done
 
-    monkeypatch.setattr(ClassificationTask, "fused_train_batch", counted)
-    monkeypatch.setattr(ClassificationTask, "fused_train_batches", counted_group)
+    monkeypatch.setattr(ClassificationTask, "fused_train_batches", counted)
     runs = {}
     for fuse in (True, False):
         cfg = make_cfg(
@@ -342,17 +324,15 @@ def test_a_run_uses_it_and_ends_where_the_autograd_run_ends(
             runs[fuse] = train_into(cfg, tmp_path / str(fuse))
         # updates made without optimizer.step() are no schedule stepped before its updates
         assert not [w for w in caught if "before `optimizer.step()`" in str(w.message)]
+        sizes = [n for n, _ in calls]
         if not fuse:
-            assert calls and not any(done for _, done in calls)  # autograd for every batch
-            assert not groups
+            assert not calls  # autograd for every batch
         elif scheduler == "linear":  # an lr between two updates: one call a batch
-            assert calls and all(done for _, done in calls) and not groups
-        else:  # a step's updates in one call, the last leaving the head's .grad
-            assert groups and all(done for _, done in groups)
-            assert 4 in {n for n, _ in groups} and all(1 <= n <= 4 for n, _ in groups)
-            assert not calls
+            assert calls and all(done for _, done in calls) and set(sizes) == {1}
+        else:  # a step's updates in one call
+            assert calls and all(done for _, done in calls)
+            assert 4 in sizes and all(1 <= n <= 4 for n in sizes)
         calls.clear()
-        groups.clear()
     (fused, fused_state), (plain, plain_state) = runs[True], runs[False]
     for key, value in plain_state.items():
         torch.testing.assert_close(fused_state[key], value, rtol=1e-4, atol=1e-5, msg=key)
@@ -373,3 +353,19 @@ def test_a_dropout_in_eval_mode_draws_nothing():
     assert torch.equal(torch.get_rng_state(), rng)  # as nn.Dropout in eval mode
     for (name, a), (_, b) in zip(plain.named_parameters(), fused.named_parameters(), strict=True):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_the_composite_optimizer_steps_only_members_with_a_gradient():
+    model = _model()
+    optimizer = _optimizer(model)
+    head, table = optimizer.optimizers
+    stepped: list[str] = []
+    head.register_step_pre_hook(lambda *_: stepped.append("head"))
+    table.register_step_pre_hook(lambda *_: stepped.append("table"))
+    optimizer.step()  # no gradient anywhere (a fused call made the updates)
+    assert stepped == []
+    before = model.head[-1].weight.detach().clone()
+    model.head[-1].weight.grad = torch.ones_like(before)
+    optimizer.step()
+    assert stepped == ["head"]  # the table's update is fused: it never has a .grad
+    assert not torch.equal(model.head[-1].weight, before)

@@ -93,22 +93,16 @@ class EmbeddingTask(L.LightningModule):
         self.fused_step = None
 
     def fuse_train_step(self) -> Any:
-        """The task's whole training step as one callable (``batch, update_head -> result``
-        or None where a batch takes autograd's path), or None: each update of
+        """The task's whole training step as one callable, or None: each update of
         :meth:`training_step` then runs :meth:`train_batch` and autograd. Called at the start
         of training, with the table's update fused."""
         return None
 
-    def fused_train_batch(self, batch: Any, update_head: bool) -> bool:
-        """Train on ``batch`` with ``self.fused_step`` and record what the logs need (in
-        ``self.pending`` for :meth:`record_train`, or in the training tallies directly); False
-        where it does not apply (nothing was done)."""
-        return False
-
     def fused_train_batches(self, batches: list[Any]) -> bool:
-        """:meth:`fused_train_batch` on each of ``batches`` (the last with ``update_head=False``)
-        in one call where the fused step can make them all; False where it cannot (nothing
-        was done)."""
+        """Make the updates of ``batches`` (one each, in turn) with ``self.fused_step`` in one
+        call, leaving no gradient in ``.grad``, and record what the logs need (in
+        ``self.pending`` for :meth:`record_train`, or in the training tallies directly); False
+        where the fused step cannot make them all (nothing was done)."""
         return False
 
     def other_tables(self) -> list[nn.Module]:
@@ -149,8 +143,10 @@ class EmbeddingTask(L.LightningModule):
         apply to every update. Where the task fused its step (:meth:`fuse_train_step`), each
         update is that one call instead of :meth:`train_batch` and autograd (the same update to
         float rounding), all of them in one call where nothing runs between two updates
-        (:meth:`fused_train_batches`); the last leaves the head's gradients for Lightning's
-        optimizer step.
+        (:meth:`fused_train_batches`); Lightning's optimizer step after the last one then
+        finds no gradient to apply, and runs the callbacks' hooks and counts the step (hooks
+        that read ``.grad`` see none, as they see none for a fused table: set
+        ``optimizer.fuse_train_step=false`` for autograd's gradients).
         """
         logs = logs_this_step(self)  # before the updates move global_step on
         if self.automatic_optimization:
@@ -168,8 +164,7 @@ class EmbeddingTask(L.LightningModule):
         optimizer = lightning_optimizer.optimizer
         schedulers = self._schedulers("step")
         # every update in one call where nothing runs between two updates (a step-interval
-        # schedule or the model's constraints do), the last one's head gradients left in .grad
-        # for the callbacks' hooks and Lightning's optimizer step
+        # schedule or the model's constraints do); Lightning's step then runs the hooks only
         if (
             self.fused_step is not None
             and not schedulers
@@ -180,17 +175,16 @@ class EmbeddingTask(L.LightningModule):
             return
         last = len(batches) - 1
         for i, batch in enumerate(batches):
+            fused = self.fused_step is not None and self.fused_train_batches([batch])
             if i < last:
-                if not self.fused_train_batch(batch, update_head=True):
+                if not fused:
                     loss = self.train_batch(batch)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self._clip(optimizer)
                     optimizer.step()
             else:  # clipped in on_before_optimizer_step, after the callbacks' hooks
-                # the fused step puts the head's gradients in .grad (replacing the last ones)
-                # for the hooks and its optimizer's step
-                if not self.fused_train_batch(batch, update_head=False):
+                if not fused:
                     optimizer.zero_grad(set_to_none=True)
                     self.manual_backward(self.train_batch(batch))
                 lightning_optimizer.step()

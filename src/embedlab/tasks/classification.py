@@ -84,15 +84,9 @@ class ClassificationTask(EmbeddingTask):
     # The fused calls add their batches' counts and loss to the training tallies themselves:
     # after ~25 ms of a step's updates in C, the torch ops of record_train's bincount and sums
     # took ~1 ms a step (measured inside a run; 0.1 ms on their own)
-    def fused_train_batch(self, batch: dict[str, torch.Tensor], update_head: bool) -> bool:
-        return self._fused_steps([batch], update_head)
-
     def fused_train_batches(self, batches: list[dict[str, torch.Tensor]]) -> bool:
-        return self._fused_steps(batches, update_last_head=False)
-
-    def _fused_steps(self, batches: list[dict[str, torch.Tensor]], update_last_head: bool) -> bool:
         step, tallies = self.fused_step, (self.train_window, self.train_loss.window)
-        result = None if step is None else step.steps(batches, *tallies, update_last_head)
+        result = None if step is None else step.steps(batches, *tallies)
         if result is None:
             return False
         self.examples_seen += result[1].numel()  # a prediction a text

@@ -80,17 +80,12 @@ class FusedBagStep:
     def __call__(
         self,
         batch: dict[str, torch.Tensor],
-        update_head: bool = True,
         confusion: torch.Tensor | None = None,
         totals: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Update the model from ``batch``: ``(loss, preds)``, or None (autograd's path).
-
-        ``update_head=False``: the head's gradients go to its ``.grad`` and its optimizer
-        steps it (what Lightning's optimizer step and its callbacks' hooks see). The tallies
-        ``confusion`` and ``totals`` are added to where given, as :meth:`steps` does.
-        """
-        result = self.steps([batch], confusion, totals, update_last_head=update_head)
+        """Update the model from ``batch``: ``(loss, preds)``, or None (autograd's path). The
+        tallies ``confusion`` and ``totals`` are added to where given, as :meth:`steps` does."""
+        result = self.steps([batch], confusion, totals)
         return None if result is None else (result[0][0], result[1])
 
     def steps(
@@ -98,16 +93,15 @@ class FusedBagStep:
         batches: list[dict[str, torch.Tensor]],
         confusion: torch.Tensor | None = None,
         totals: torch.Tensor | None = None,
-        update_last_head: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Update the model from each of ``batches`` in turn, head included, in one compiled
         call (``bag_train_steps_f32``): the updates, and the random draws, of calling this
         object on each. ``(losses (K,), preds (all texts))``, or None where one of them takes
         autograd's path (then nothing was done, nothing drawn).
 
-        ``update_last_head=False``: the last batch's head gradients go to ``.grad`` for the
-        head's optimizer instead. The last batch's table gradient is kept in the embedding's
-        ``last_gradient`` (for the callbacks' histograms) either way.
+        The head's ``.grad`` is left None (an optimizer step after this one finds nothing to
+        apply: Lightning's, which runs its hooks and counts the step); the last batch's table
+        gradient is kept in the embedding's ``last_gradient`` (for the callbacks' histograms).
 
         Where given, the training log's tallies are added to in the same call: ``confusion``
         (contiguous int64, classes x classes: [label, prediction] += 1 a text) and ``totals``
@@ -184,13 +178,12 @@ class FusedBagStep:
             losses.data_ptr(),
             preds.data_ptr(),
             *tallies,
-            not update_last_head,
             last_n_pad.data_ptr(),
         )
         # what the last batch's backward would leave: its bag gradient, as the module's
-        # BagGradient; its head gradients where the head waits for its optimizer
+        # BagGradient
         last, n_last = batches[-1], sizes[-1]
-        _, _, lengths, scale, grad, grad_W, grad_bias = scratch
+        _, _, lengths, scale, grad, _, _ = scratch
         ids = last["ids"]
         keep = ids != self.pad if last_n_pad.item() else None
         self.embedding.last_gradient = BagGradient(
@@ -201,10 +194,9 @@ class FusedBagStep:
             None if scale is None else scale[:n_last].unsqueeze(1),
             keep,
         )
-        if not update_last_head:
-            W.grad = grad_W
-            if bias is not None:
-                bias.grad = grad_bias
+        W.grad = None  # applied: an earlier autograd update's must not be applied again
+        if bias is not None:
+            bias.grad = None
         return losses, preds
 
     def _tallies(self, confusion: torch.Tensor | None, totals: torch.Tensor | None) -> list:

@@ -145,8 +145,7 @@ def bag_update() -> ctypes.CDLL | None:
         update.restype = None
     steps = lib.bag_train_steps_f32
     steps.argtypes = [i64, ptr] + [i64] * 4 + [ctypes.c_int] + [ptr] * 2
-    steps.argtypes += [f32] * 2 + [ptr, f32, f32] + [ptr] * 7 + [f32] + [ptr] * 11
-    steps.argtypes += [ctypes.c_int, ptr]
+    steps.argtypes += [f32] * 2 + [ptr, f32, f32] + [ptr] * 7 + [f32] + [ptr] * 12
     steps.restype = ctypes.c_int
     lib.check_batches.argtypes = [i64, ptr, i64, i64]
     lib.check_batches.restype = ctypes.c_int

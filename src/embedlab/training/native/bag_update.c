@@ -268,10 +268,9 @@ int check_batches(int64_t n_batches, const int64_t *batches, int64_t n_classes,
  * training log's tallies are added to: confusion[label * n_classes + pred] += 1 a text, and
  * totals[0] += the batch's mean loss * its texts, totals[1] += its texts (the sums a task's
  * record_train makes with a bincount and a dot product: ~1 ms of torch ops a Lightning step,
- * measured inside a run). With last_head_waits set, the last batch's head update is not made:
- * its gradients stay in grad_W and grad_bias, and its bag gradients in the scratch (lengths,
- * scale, grad_pooled; last_n_pad: its padding ids). Where a batch is bad (check_batches'
- * code), nothing is written. */
+ * measured inside a run). The last batch's bag gradients stay in the scratch (lengths, scale,
+ * grad_pooled; last_n_pad: its padding ids). Where a batch is bad (check_batches' code),
+ * nothing is written. */
 int bag_train_steps_f32(int64_t n_batches, const int64_t *batches, int64_t dim,
                         int64_t n_classes, int64_t n_rows, int64_t pad, int mean, float *table,
                         float *sum, float lr, float eps, const float *uniform, float p,
@@ -280,7 +279,7 @@ int bag_train_steps_f32(int64_t n_batches, const int64_t *batches, int64_t dim,
                         float smoothing, float *pooled, float *logits, int64_t *lengths,
                         float *scale, float *grad_pooled, float *grad_W, float *grad_bias,
                         float *losses, int64_t *preds, int64_t *confusion, double *totals,
-                        int last_head_waits, int64_t *last_n_pad) {
+                        int64_t *last_n_pad) {
   int status = check_batches(n_batches, batches, n_classes, n_rows);
   if (status) return status;
   int64_t n_pad = 0, done = 0;
@@ -293,13 +292,11 @@ int bag_train_steps_f32(int64_t n_batches, const int64_t *batches, int64_t dim,
                 W, bias, (const int64_t *)(intptr_t)batch[2], smoothing, pooled, logits,
                 lengths, &n_pad, scale, grad_pooled, grad_W, grad_bias, preds + done,
                 losses + k);
-    if (!(last_head_waits && k == n_batches - 1)) {
-      adagrad_f32(n_classes * dim, W, grad_W, W_sum, W_step, head[0], head[1], (float)head[2],
-                  (float)head[3]);
-      if (bias)
-        adagrad_f32(n_classes, bias, grad_bias, bias_sum, bias_step, head[4], head[5],
-                    (float)head[6], (float)head[7]);
-    }
+    adagrad_f32(n_classes * dim, W, grad_W, W_sum, W_step, head[0], head[1], (float)head[2],
+                (float)head[3]);
+    if (bias)
+      adagrad_f32(n_classes, bias, grad_bias, bias_sum, bias_step, head[4], head[5],
+                  (float)head[6], (float)head[7]);
     tally(n_bags, n_classes, (const int64_t *)(intptr_t)batch[2], preds + done, losses[k],
           confusion, totals);
     done += n_bags;
