@@ -7,7 +7,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from embedlab.data.batching import BagBatches, PaddedBatches, gather_bags, identity_collate
+from embedlab.data.batching import (
+    BagBatches,
+    PaddedBatches,
+    gather_bags,
+    identity_collate,
+    index_tensor,
+)
 from embedlab.data.types import EncodedSplit
 from embedlab.training import native
 
@@ -73,3 +79,12 @@ def test_dataloader_hands_whole_index_lists_to_the_dataset():
     assert batches[0]["ids"].tolist() == TEXTS[0] + TEXTS[1]
     assert batches[0]["offsets"].tolist() == [0, 3]
     assert batches[2]["labels"].tolist() == [4]
+
+
+def test_index_tensor_reads_a_samplers_list_or_tensor_as_int64():
+    indices = torch.randperm(1000).tolist()[:300]
+    out = index_tensor(indices)
+    assert out.dtype == torch.int64 and out.tolist() == indices
+    assert index_tensor([]).dtype == torch.int64 and index_tensor([]).numel() == 0
+    assert index_tensor(torch.tensor([3, 1], dtype=torch.int32)).tolist() == [3, 1]
+    assert index_tensor(torch.tensor([3, 1], dtype=torch.int32)).dtype == torch.int64

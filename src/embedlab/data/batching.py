@@ -14,10 +14,21 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from embedlab.data.types import EncodedSplit
+
+
+def index_tensor(indices: Sequence[int]) -> torch.Tensor:
+    """A sampler's indices (a list of ints, or a tensor) as an int64 tensor.
+
+    Through numpy: ``torch.as_tensor`` reads a list of Python ints at ~40 ns each, numpy at
+    ~10 (a 16,384-index group of the bag model's loader: 0.64 ms against 0.17 ms)."""
+    if isinstance(indices, torch.Tensor):
+        return indices.to(torch.int64)
+    return torch.from_numpy(np.asarray(indices, dtype=np.int64))
 
 
 def gather_bags(
@@ -118,7 +129,7 @@ class BagBatches(Dataset):
         return len(self.split)
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        index = torch.as_tensor(indices, dtype=torch.int64)
+        index = index_tensor(indices)
         ids, offsets, _ = gather_bags(self.split, index, compiled=True)
         batch = {"ids": ids, "offsets": offsets}
         if self.split.labels is not None:
@@ -132,7 +143,7 @@ class BagBatches(Dataset):
         """``__getitems__`` of each ``batch_size`` slice of ``indices``, from one gather of
         them all (the batches are views of it): per batch one op instead of eight, 32 batches
         of MPQA in 1.02 ms instead of 2.64, of MR in 2.32 instead of 4.58 (2 threads)."""
-        index = torch.as_tensor(indices, dtype=torch.int64)
+        index = index_tensor(indices)
         ids, offsets, _ = gather_bags(self.split, index, compiled=True)
         labels = None if self.split.labels is None else self.split.labels[index]
         starts = range(0, len(index), batch_size)
@@ -157,7 +168,7 @@ class PaddedBatches(Dataset):
         return len(self.split)
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        index = torch.as_tensor(indices, dtype=torch.int64)
+        index = index_tensor(indices)
         padded, lengths = pad_rows(self.split, index, self.pad_id)  # (B, W), (B,)
         mask = torch.arange(padded.shape[1])[None, :] < lengths[:, None]
         batch = {"ids": padded, "mask": mask}
@@ -213,7 +224,7 @@ class SparseBagBatches(Dataset):
         if self.weighted:
             batch["per_sample_weights"] = weights
         if self.labels is not None:
-            batch["labels"] = self.labels[torch.as_tensor(indices, dtype=torch.int64)]
+            batch["labels"] = self.labels[index_tensor(indices)]
         return batch
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from embedlab.data.batching import pad_rows, world_and_rank
+from embedlab.data.batching import index_tensor, pad_rows, world_and_rank
 from embedlab.data.datamodule import TextDataModule
 from embedlab.data.types import IGNORE, EncodedSplit
 
@@ -75,7 +75,7 @@ class StreamWindows(Dataset):
         return self.num_windows
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        starts = torch.as_tensor(indices, dtype=torch.int64) * self.block_size  # (B,)
+        starts = index_tensor(indices) * self.block_size  # (B,)
         pos = starts[:, None] + torch.arange(self.block_size)  # (B, T)
         return {"ids": self.stream[pos], "targets": self.targets[pos + 1]}
 
@@ -132,7 +132,7 @@ class SentenceBatches(Dataset):
         return len(self.split)
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        index = torch.as_tensor(indices, dtype=torch.int64)
+        index = index_tensor(indices)
         padded, lengths = pad_rows(self.split, index, self.pad_id, min_width=2)  # (B, W), (B,)
         real = torch.arange(padded.shape[1])[None, :] < lengths[:, None]  # (B, W)
         targets = padded[:, 1:].masked_fill(~real[:, 1:], IGNORE)  # (B, W-1)
