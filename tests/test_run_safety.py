@@ -186,6 +186,37 @@ def test_checkpoints_are_written_whole_or_not_at_all(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no temp left
 
 
+@pytest.mark.parametrize("links", [True, False])
+def test_last_ckpt_as_a_link_to_the_best_leaves_each_names_content_whole(
+    tmp_path, monkeypatch, links
+):
+    from types import SimpleNamespace
+
+    from embedlab.callbacks.checkpoint import LastEveryValidation
+    from embedlab.training.checkpoint_io import LocalCheckpointIO
+
+    io = LocalCheckpointIO()
+    best, last = tmp_path / "epoch001.ckpt", tmp_path / "last.ckpt"
+    io.save_checkpoint({"epoch": 0}, last)
+    io.save_checkpoint({"epoch": 1}, best)
+    if not links:  # a filesystem without hard links: last.ckpt is a copy
+
+        def no_links(*args):
+            raise OSError("hard links not supported")
+
+        monkeypatch.setattr(os, "link", no_links)
+    trainer = SimpleNamespace(is_global_zero=True, strategy=SimpleNamespace(barrier=lambda: None))
+    LastEveryValidation._link_checkpoint(trainer, str(best), str(last))
+    assert os.path.samefile(best, last) == links
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [best.name, last.name]  # no temp left
+    io.save_checkpoint({"epoch": 2}, last)  # the next validation's last.ckpt ...
+    assert torch.load(best, weights_only=True)["epoch"] == 1  # ... leaves the best as it was
+    LastEveryValidation._link_checkpoint(trainer, str(best), str(last))
+    best.unlink()  # a newer best removes it ...
+    assert torch.load(last, weights_only=True)["epoch"] == 1  # ... and last.ckpt keeps its state
+
+
 def _mapped_from(tensor: torch.Tensor, path: Path) -> bool:
     """Whether ``tensor`` lies in a memory map of ``path`` (True where /proc is absent)."""
     maps = Path("/proc/self/maps")

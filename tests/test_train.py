@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -202,7 +203,12 @@ def test_test_metrics_are_the_best_checkpoints(make_cfg, tmp_path: Path, monitor
     # both branches run: the best is the last epoch for val/acc on this data, not for val/loss
     assert (saved_at_step(best) == fit["global_steps"]) == (name == "val/acc")
     # last.ckpt follows every validation, improved or not (Lightning 2.6 alone kept the best's)
-    assert saved_at_step(Path(best).parent / "last.ckpt") == fit["global_steps"]
+    last = Path(best).parent / "last.ckpt"
+    assert saved_at_step(last) == fit["global_steps"]
+    # saved at the best's step, it is that file under a second name (a hard link, not a copy);
+    # the older bests are gone, temporary names too
+    assert os.path.samefile(best, last) == (name == "val/acc")
+    assert sorted(p.name for p in last.parent.iterdir()) == sorted([Path(best).name, last.name])
     test_cfg = make_cfg("train=false", f"ckpt_path={best}")
     test_cfg.paths.output_dir = str(tmp_path / "test_only")
     assert train(test_cfg)["test/loss"] == pytest.approx(fit["test/loss"], rel=1e-6)
