@@ -28,7 +28,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from embedlab.training.checkpoint_io import _local
+from embedlab.training.checkpoint_io import local_path
 from embedlab.utils import replaced_whole
 
 
@@ -58,7 +58,7 @@ class LastEveryValidation(ModelCheckpoint):
             self.save_last is True
             and saved
             and self._last_global_step_saved == trainer.global_step  # a top-k file, just now
-            and _local(saved) is not None
+            and local_path(saved) is not None
         ):
             self.save_last = "link"  # Lightning's path for it: _link_checkpoint below
             try:

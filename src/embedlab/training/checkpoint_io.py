@@ -24,7 +24,8 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from embedlab.utils import replaced_whole
 
 
-def _local(path: Any) -> Path | None:
+def local_path(path: Any) -> Path | None:
+    """``path`` on the local filesystem (``file://`` or a plain path), or None (``s3://``...)."""
     text = str(path)
     if "://" in text and not text.startswith("file://"):
         return None
@@ -41,7 +42,7 @@ class LocalCheckpointIO(TorchCheckpointIO):
         map_location: Any = lambda storage, loc: storage,
         weights_only: bool | None = None,
     ) -> dict[str, Any]:
-        local = _local(path)
+        local = local_path(path)
         if local is None or not local.is_file() or not zipfile.is_zipfile(local):
             return super().load_checkpoint(path, map_location, weights_only)  # its errors
         return torch.load(local, map_location=map_location, weights_only=weights_only, mmap=True)
@@ -49,7 +50,7 @@ class LocalCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
     ) -> None:
-        target = _local(path)
+        target = local_path(path)
         if target is None:
             super().save_checkpoint(checkpoint, path, storage_options)
             return
