@@ -145,3 +145,60 @@ def test_encode_sees_tokens_added_after_an_earlier_encode():
     tok.add_tokens(["zebra"])  # as pretrained words extend a vocabulary
     zebra = tok.token_to_id("zebra")
     assert encode(tok, ["the zebra"]).ids.tolist()[1] == zebra != 1
+
+
+def _hf_ids(tok, texts, max_len=None):
+    """The tokenizer's own encode (no twin, no Python word path): flat ids and lengths."""
+    lists = [e.ids[:max_len] for e in tok.encode_batch(texts, add_special_tokens=False)]
+    return [i for ids in lists for i in ids], [len(ids) for ids in lists]
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"lowercase": False},
+        {"split_punctuation": False},
+        {"normalization": "none", "lowercase": False, "split_punctuation": False},
+        {"strip_accents": True, "bos_token": "<bos>", "eos_token": "<eos>"},
+    ],
+)
+def test_the_python_word_path_gives_the_tokenizers_ids_on_every_ascii_character(kw):
+    from embedlab.data.tokenizer import _encode_words, word_lookup
+
+    rng = np.random.default_rng(0)
+    alphabet = [chr(c) for c in range(1, 128)]  # every ASCII character but NUL
+    words = ["cat", "Dog", "the", "a_b", "x1", "don't", "<unkx", "..."]
+    pieces = alphabet + words + [" ", "  "] * 20
+
+    def text(n):
+        return "".join(rng.choice(pieces, size=n))
+
+    train = [text(40) for _ in range(300)]
+    tok = build_tokenizer(tok_cfg(min_freq=2, **kw), train)
+    texts = [text(int(rng.integers(0, 60))) for _ in range(700)] + ["", "   ", "\x1c\x1f"]
+    ids, lengths = _encode_words(word_lookup(tok), texts)  # the path under test, all of them
+    want_ids, want_lengths = _hf_ids(tok, texts)
+    assert ids.tolist() == want_ids and lengths.tolist() == want_lengths
+    for max_len in (None, 7):  # and through encode(), chunk by chunk, truncated
+        split = encode(tok, texts, max_len=max_len, chunk=128)
+        want_ids, want_lengths = _hf_ids(tok, texts, max_len)
+        assert split.ids.tolist() == want_ids
+        assert np.diff(split.offsets.numpy()).tolist() == want_lengths
+        assert 1 in want_ids  # unknown words too
+
+
+def test_texts_with_nul_or_an_added_token_take_the_tokenizers_own_pass():
+    tok = build_tokenizer(tok_cfg(), TRAIN)
+    texts = ["the cat <unk> sat", "a\x00dog", "The <PAD> mat"]
+    split = encode(tok, texts)
+    want_ids, want_lengths = _hf_ids(tok, texts)
+    assert split.ids.tolist() == want_ids and np.diff(split.offsets).tolist() == want_lengths
+    assert want_ids[2] == 1  # "<unk>" is the special token here, one id, not "<", "unk", ">"
+
+
+def test_the_python_word_path_is_only_for_word_level_whitespace_tokenizers():
+    from embedlab.data.tokenizer import word_lookup
+
+    assert word_lookup(build_tokenizer(tok_cfg(), TRAIN)) is not None
+    assert word_lookup(build_tokenizer(tok_cfg(kind="bpe"), TRAIN * 20)) is None

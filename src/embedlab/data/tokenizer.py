@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -72,6 +73,74 @@ def _cached_twin(tok: Tokenizer) -> Tokenizer | None:
         cached = (size, ascii_twin(tok))
         _TWINS[tok] = cached
     return cached[1]
+
+
+# A word-level tokenizer's encode of pure-ASCII texts in Python (:func:`_encode_words`):
+# Hugging Face's encode_batch_fast builds an Encoding (token strings, offsets, masks) per text,
+# and taking the ids out of them is a list per text: 1M synthetic texts (17M words) took 10.8 s
+# that way, one regex pass over a chunk and one dict lookup a word 3.3 s, the same ids (the
+# tests compare both on every ASCII character). Texts are joined with NUL, which the patterns
+# give a token of its own; the rest are the pre-tokenizers' word and punctuation runs, with
+# ASCII's whitespace as Rust's (re.ASCII: in Unicode mode Python's \s also takes \x1c-\x1f).
+_SEP = "\x00"
+_WORD_PATTERNS = {
+    "Whitespace": re.compile(r"\x00|\w+|[^\w\s\x00]+", re.ASCII),
+    "WhitespaceSplit": re.compile(r"\x00|[^\s\x00]+", re.ASCII),
+}
+
+
+def word_lookup(tok: Tokenizer) -> tuple[re.Pattern, dict[str, int], int, bool, list[str]] | None:
+    """``(pattern, vocabulary with NUL -> -1, <unk> id, lowercase, added tokens)`` where
+    ``tok`` is a word-level tokenizer :func:`_encode_words` can stand in for on ASCII texts,
+    else None."""
+    spec = json.loads(tok.to_str())
+    model, pre = spec.get("model") or {}, spec.get("pre_tokenizer") or {}
+    pattern = _WORD_PATTERNS.get(pre.get("type", "")) if len(pre) == 1 else None
+    if model.get("type") != "WordLevel" or pattern is None:
+        return None
+    norm = spec.get("normalizer")
+    steps = [] if norm is None else norm["normalizers"] if norm["type"] == "Sequence" else [norm]
+    kinds = {step["type"] for step in steps}
+    vocab = dict(model["vocab"])
+    if not kinds <= _ASCII_IDENTITY | _ASCII_KEPT or model.get("unk_token") not in vocab:
+        return None
+    added = [token["content"] for token in spec.get("added_tokens") or []]
+    if len(added) > 16:  # each is looked for in every chunk
+        return None
+    unk = vocab[model["unk_token"]]
+    vocab[_SEP] = -1
+    return pattern, vocab, unk, "Lowercase" in kinds, added
+
+
+_LOOKUPS: weakref.WeakKeyDictionary[Tokenizer, tuple[int, Any]] = weakref.WeakKeyDictionary()
+
+
+def _cached_lookup(tok: Tokenizer) -> Any:
+    size = tok.get_vocab_size(with_added_tokens=True)
+    cached = _LOOKUPS.get(tok)
+    if cached is None or cached[0] != size:
+        cached = (size, word_lookup(tok))
+        _LOOKUPS[tok] = cached
+    return cached[1]
+
+
+def _encode_words(lookup: Any, texts: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(ids, lengths)`` of pure-ASCII ``texts`` as ``lookup``'s tokenizer encodes them, or
+    None where a text holds NUL or an added token (the tokenizer's own pass then)."""
+    pattern, vocab, unk, lowercase, added = lookup
+    joined = _SEP.join(texts)
+    if joined.count(_SEP) != len(texts) - 1:
+        return None
+    if lowercase:
+        joined = joined.lower()
+    if any(token in joined or token.lower() in joined for token in added):
+        return None
+    get = vocab.get
+    flat = np.array([get(word, unk) for word in pattern.findall(joined)], dtype=np.int64)
+    cuts = np.flatnonzero(flat < 0)  # the NULs between texts
+    bounds = np.concatenate(([-1], cuts, [len(flat)]))
+    lengths = np.diff(bounds) - 1
+    return flat[flat >= 0], lengths
 
 
 def _all_ascii(texts: Sequence[str]) -> bool:
@@ -206,10 +275,22 @@ def encode(
     peak memory for 1M short texts.
     """
     id_parts, length_parts = [], []
-    twin = _cached_twin(tok)  # for chunks of pure ASCII texts: the same ids, faster
+    # for chunks of pure ASCII texts, the same ids faster: a word-level tokenizer's in Python,
+    # else the tokenizer without its normalizer steps that change no ASCII text
+    lookup, twin = _cached_lookup(tok), _cached_twin(tok)
     for start in range(0, len(texts), chunk):
         part = list(texts[start : start + chunk])
-        fast = twin if twin is not None and _all_ascii(part) else tok
+        ascii_part = _all_ascii(part)
+        words = _encode_words(lookup, part) if lookup is not None and ascii_part else None
+        if words is not None:
+            ids, lengths = words
+            if max_len is not None and len(lengths) and lengths.max() > max_len:
+                position = np.arange(len(ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+                ids, lengths = ids[position < max_len], np.minimum(lengths, max_len)
+            id_parts.append(ids)
+            length_parts.append(lengths)
+            continue
+        fast = twin if twin is not None and ascii_part else tok
         # encode_batch_fast skips the character offsets we never read: 9.3 vs 12.1 ms for the
         # 1,066 MR test texts, the same ids
         encodings = fast.encode_batch_fast(part, add_special_tokens=False)
