@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from omegaconf import OmegaConf
 
@@ -133,6 +134,40 @@ def test_ngrams_counted_and_placed_a_chunk_of_texts_at_a_time_match_one_pass(mon
     assert len(whole) > 50 and out.ids.numel() > enc.ids.numel()
     assert torch.equal(out.ids, expected.ids)
     assert torch.equal(out.offsets, expected.offsets)
+
+
+@pytest.mark.parametrize(("min_freq", "max_size"), [(1, None), (2, None), (1, 40), (3, 7)])
+def test_ngram_ids_rank_by_count_then_order_then_key(min_freq, max_size):
+    # the rule, as the plain Python sort of (count, order, key) states it
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(12)]  # few words: many n-grams tie on their counts
+    texts = [" ".join(rng.choice(words, size=rng.integers(0, 7))) for _ in range(300)]
+    tok = build_tokenizer(OmegaConf.structured(TokenizerConfig), texts)
+    enc = encode(tok, texts)
+    size = tok.get_vocab_size()
+    ng = NgramVocab(3, min_freq=min_freq, max_size=max_size).fit(enc, size)
+    found = []
+    for order in (2, 3):
+        keys = np.concatenate([_keys_of(enc, i, order, size) for i in range(len(texts))])
+        uniq, counts = np.unique(keys, return_counts=True)
+        found += [
+            (int(c), order, int(k)) for k, c in zip(uniq, counts, strict=True) if c >= min_freq
+        ]
+    found.sort(key=lambda x: (-x[0], x[1], x[2]))
+    found = found[:max_size]
+    assert len(ng) == len(found) and len({c for c, _, _ in found}) < len(found)  # ties
+    for rank, (_, order, key) in enumerate(found):
+        at = int(np.searchsorted(ng.keys[order], key))
+        assert ng.keys[order][at] == key and ng.ids[order][at] == size + rank
+
+
+def _keys_of(enc, i: int, order: int, size: int) -> np.ndarray:
+    ids = enc.ids[enc.offsets[i] : enc.offsets[i + 1]].numpy()
+    n = len(ids) - order + 1
+    out = np.zeros(max(n, 0), dtype=np.int64)
+    for j in range(order):
+        out = out * size + ids[j : j + max(n, 0)]
+    return out
 
 
 def test_trigrams_and_max_size():

@@ -374,7 +374,7 @@ class NgramVocab:
                 f"tokenizer.ngrams={self.n}: vocabulary of {vocab_size} too large for exact n-gram keys"
             )
         self.vocab_size = vocab_size
-        found = []
+        keys, counts, orders = [], [], []  # the kept n-grams of every order
         for order in range(2, self.n + 1):
             # counted a chunk of texts at a time, then merged: 1M texts peaked 0.5 GB higher
             # with every key of the split in one array
@@ -383,25 +383,29 @@ class NgramVocab:
                 for chunk in _text_chunks(train)
             ]
             if len(parts) == 1:
-                uniq, counts = parts[0]
+                uniq, count = parts[0]
             else:
                 uniq, inverse = np.unique(
                     np.concatenate([u for u, _ in parts]), return_inverse=True
                 )
-                counts = np.bincount(
+                count = np.bincount(
                     inverse, weights=np.concatenate([c for _, c in parts]), minlength=len(uniq)
-                ).astype(np.int64)
-            keep = counts >= self.min_freq
-            found += [
-                (int(c), order, int(k)) for k, c in zip(uniq[keep], counts[keep], strict=True)
-            ]
-        found.sort(key=lambda x: (-x[0], x[1], x[2]))  # most frequent first, deterministic ties
+                )
+            keep = count >= self.min_freq
+            keys.append(uniq[keep].astype(np.int64))
+            counts.append(count[keep].astype(np.int64))
+            orders.append(np.full(int(keep.sum()), order, dtype=np.int64))
+        key, count, order_of = (np.concatenate(a) for a in (keys, counts, orders))
+        # ids by rank: most frequent first, ties by order then key (deterministic). One lexsort:
+        # sorting (count, order, key) tuples in Python took 2.2 s of a 1M-text run's start-up
+        rank = np.lexsort((key, order_of, -count))
         if self.max_size is not None:
-            found = found[: self.max_size]
+            rank = rank[: self.max_size]
         for order in range(2, self.n + 1):
-            pairs = sorted((k, i) for i, (_, o, k) in enumerate(found) if o == order)
-            self.keys[order] = np.asarray([k for k, _ in pairs], dtype=np.int64)
-            self.ids[order] = np.asarray([vocab_size + i for _, i in pairs], dtype=np.int64)
+            mine = order_of[rank] == order
+            ranked_keys, ids = key[rank[mine]], vocab_size + np.flatnonzero(mine)
+            by_key = np.argsort(ranked_keys, kind="stable")
+            self.keys[order], self.ids[order] = ranked_keys[by_key], ids.astype(np.int64)[by_key]
         return self
 
     def __len__(self) -> int:
