@@ -200,5 +200,8 @@ def test_texts_with_nul_or_an_added_token_take_the_tokenizers_own_pass():
 def test_the_python_word_path_is_only_for_word_level_whitespace_tokenizers():
     from embedlab.data.tokenizer import word_lookup
 
-    assert word_lookup(build_tokenizer(tok_cfg(), TRAIN)) is not None
+    tok = build_tokenizer(tok_cfg(), TRAIN)
+    assert word_lookup(tok) is not None
     assert word_lookup(build_tokenizer(tok_cfg(kind="bpe"), TRAIN * 20)) is None
+    tok.enable_truncation(2)  # a tokenizer that truncates itself keeps its own pass
+    assert word_lookup(tok) is None

@@ -98,6 +98,8 @@ def word_lookup(tok: Tokenizer) -> tuple[re.Pattern, dict[str, int], int, bool, 
     pattern = _WORD_PATTERNS.get(pre.get("type", "")) if len(pre) == 1 else None
     if model.get("type") != "WordLevel" or pattern is None:
         return None
+    if spec.get("truncation") or spec.get("padding"):  # the tokenizer's own pass applies them
+        return None
     norm = spec.get("normalizer")
     steps = [] if norm is None else norm["normalizers"] if norm["type"] == "Sequence" else [norm]
     kinds = {step["type"] for step in steps}
