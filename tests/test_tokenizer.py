@@ -205,3 +205,28 @@ def test_the_python_word_path_is_only_for_word_level_whitespace_tokenizers():
     assert word_lookup(build_tokenizer(tok_cfg(kind="bpe"), TRAIN * 20)) is None
     tok.enable_truncation(2)  # a tokenizer that truncates itself keeps its own pass
     assert word_lookup(tok) is None
+
+
+def test_a_chunk_of_mixed_texts_encodes_its_ascii_texts_in_python_and_keeps_their_order(
+    monkeypatch,
+):
+    import embedlab.data.tokenizer as tokenizer_module
+
+    calls = []
+    encode_words = tokenizer_module._encode_words
+
+    def counted(lookup, texts):
+        calls.append(len(texts))
+        return encode_words(lookup, texts)
+
+    monkeypatch.setattr(tokenizer_module, "_encode_words", counted)
+    tok = build_tokenizer(tok_cfg(), TRAIN + ["Café crème, naïve Straße"])
+    fullwidth = "\uff21\uff22\uff23"  # NFKC makes it "ABC"
+    others = ["Café crème!", f"{fullwidth} the cat", "naïve dog 🐱.", "Straße"]
+    texts = [t for pair in zip(TRAIN * 2, others + others[:2], strict=True) for t in pair]
+    for max_len in (None, 2):
+        split = encode(tok, texts, max_len=max_len, chunk=5)
+        want_ids, want_lengths = _hf_ids(tok, texts, max_len)
+        assert split.ids.tolist() == want_ids
+        assert np.diff(split.offsets.numpy()).tolist() == want_lengths
+    assert calls and sum(calls) == 2 * len(TRAIN * 2)  # every ASCII text, both passes
