@@ -57,24 +57,6 @@ def ascii_twin(tok: Tokenizer) -> Tokenizer | None:
     return Tokenizer.from_str(json.dumps(spec))
 
 
-# tokenizer -> (its size with added tokens, its twin): streaming and inference encode a batch
-# at a time, and building a twin (a JSON round trip) cost 1.8 ms against 4 ms for encoding 256
-# texts with a 2.6k vocabulary, more with larger ones. Adding tokens (pretrained words) changes
-# the size, and with it the twin.
-_TWINS: weakref.WeakKeyDictionary[Tokenizer, tuple[int, Tokenizer | None]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _cached_twin(tok: Tokenizer) -> Tokenizer | None:
-    size = tok.get_vocab_size(with_added_tokens=True)
-    cached = _TWINS.get(tok)
-    if cached is None or cached[0] != size:
-        cached = (size, ascii_twin(tok))
-        _TWINS[tok] = cached
-    return cached[1]
-
-
 # A word-level tokenizer's encode of pure-ASCII texts in Python (:func:`_encode_words`):
 # Hugging Face's encode_batch_fast builds an Encoding (token strings, offsets, masks) per text,
 # and taking the ids out of them is a list per text: 1M synthetic texts (17M words) took 10.8 s
@@ -114,16 +96,23 @@ def word_lookup(tok: Tokenizer) -> tuple[re.Pattern, dict[str, int], int, bool, 
     return pattern, vocab, unk, "Lowercase" in kinds, added
 
 
-_LOOKUPS: weakref.WeakKeyDictionary[Tokenizer, tuple[int, Any]] = weakref.WeakKeyDictionary()
+# tokenizer -> (its size with added tokens, its ASCII twin, its word lookup): streaming and
+# inference encode a batch at a time, and building a twin (a JSON round trip) cost 1.8 ms
+# against 4 ms for encoding 256 texts with a 2.6k vocabulary, more with larger ones. Adding
+# tokens (pretrained words) changes the size, and with it both.
+_ASCII_PATHS: weakref.WeakKeyDictionary[Tokenizer, tuple[int, Tokenizer | None, Any]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _cached_lookup(tok: Tokenizer) -> Any:
+def _ascii_paths(tok: Tokenizer) -> tuple[Tokenizer | None, Any]:
+    """``(ascii_twin(tok), word_lookup(tok))``, made once per tokenizer and size."""
     size = tok.get_vocab_size(with_added_tokens=True)
-    cached = _LOOKUPS.get(tok)
+    cached = _ASCII_PATHS.get(tok)
     if cached is None or cached[0] != size:
-        cached = (size, word_lookup(tok))
-        _LOOKUPS[tok] = cached
-    return cached[1]
+        cached = (size, ascii_twin(tok), word_lookup(tok))
+        _ASCII_PATHS[tok] = cached
+    return cached[1], cached[2]
 
 
 def _encode_words(lookup: Any, texts: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -279,7 +268,7 @@ def encode(
     id_parts, length_parts = [], []
     # for pure-ASCII texts, the same ids faster: a word-level tokenizer's in Python, else the
     # tokenizer without its normalizer steps that change no ASCII text
-    lookup, twin = _cached_lookup(tok), _cached_twin(tok)
+    twin, lookup = _ascii_paths(tok)
     for start in range(0, len(texts), chunk):
         part = list(texts[start : start + chunk])
         ascii_mask = np.fromiter(map(str.isascii, part), dtype=bool, count=len(part))
