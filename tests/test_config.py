@@ -181,3 +181,18 @@ def test_flat_dict_has_scalar_values(make_cfg):
     assert flat["model.hidden_dims"] == "[]"
     assert flat["embedding.mode"] == "mean"
     assert all(isinstance(v, bool | int | float | str) for v in flat.values())
+
+
+@pytest.mark.parametrize(
+    "recipe", sorted(p.stem for p in (CONFIGS / "experiment").glob("boe_*.yaml"))
+)
+def test_a_sets_default_run_is_its_tuned_bag_recipe(make_cfg, recipe):
+    """``embedlab-train data=<set>`` with no other override trains what ``experiment=boe_<set>``
+    trains (issue 9's strong defaults): the composed, validated configs differ only in the run's
+    name and tags."""
+    data = recipe.removeprefix("boe_")
+    default = OmegaConf.to_container(validate(make_cfg(f"data={data}", tiny=False)))
+    tuned = OmegaConf.to_container(validate(make_cfg(f"experiment={recipe}", tiny=False)))
+    assert tuned.pop("task_name") == recipe and default.pop("task_name") == "train"
+    assert data in tuned.pop("tags") and default.pop("tags") == []
+    assert default == tuned
