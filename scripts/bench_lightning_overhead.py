@@ -15,6 +15,7 @@ Lightning / plain (target >= 0.95), median over ``--repeats``.
     python scripts/bench_lightning_overhead.py                        # bag model and LM
     python scripts/bench_lightning_overhead.py --cases boe_1,lm_1     # one batch a step
     python scripts/bench_lightning_overhead.py --cases boe --repeats 5 --threads 1
+    python scripts/bench_lightning_overhead.py --cases boe,boe_160k --repeats 5   # epoch size
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ CASES: dict[str, tuple[list[str], int]] = {
     # the default bag model on the embedded data (64 batches of 256 texts a Lightning step;
     # 8 epochs: one is ~50 ms here, and 3 of them measured 0.89-0.97x run to run)
     "boe": (["data.num_train=40000"], 8),
+    # the same at 4x the texts (10 Lightning steps an epoch of ~0.2 s): what is left of
+    # Lightning's cost once an epoch is longer than the embedded data's
+    "boe_160k": (["data.num_train=160000"], 4),
     # the same with one batch a Lightning step: Lightning's fixed cost on every update
     "boe_1": (["data.num_train=40000", "data.batches_per_step=1"], 3),
     # the transformer LM (its 20k sentences; 8 batches a Lightning step)
