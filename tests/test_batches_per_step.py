@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from embedlab.config import validate
-from embedlab.data.batching import GroupedBatches, batches_per_step, make_loader
+from embedlab.data.batching import (
+    BackgroundIterator,
+    GroupedBatches,
+    PrefetchLoader,
+    batches_per_step,
+    make_loader,
+)
 from embedlab.errors import ConfigError
 from embedlab.train import train
 
@@ -63,6 +69,96 @@ def test_grouped_loader_holds_the_one_batch_loader_batches(make_cfg):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert batches_per_step(grouped) == 2.5  # 5 updates in 2 steps: the schedule's length
     assert batches_per_step(make_loader(dm._dataset("train"), cfg.data, True, cfg.seed)) == 1.0
+
+
+def test_a_prefetched_run_is_the_run_without_it(make_cfg, tmp_path):
+    """data.prefetch builds the next step's batches in a thread: the same batches, dropout
+    draws and updates (the fused whole step, the default path), to the bit."""
+    runs = {}
+    for prefetch in (True, False):
+        cfg = make_cfg("data.batches_per_step=2", f"data.prefetch={prefetch}")
+        cfg.paths.output_dir = str(tmp_path / str(prefetch))
+        runs[prefetch] = (train(cfg), _last(tmp_path / str(prefetch)))
+    (m_on, c_on), (m_off, c_off) = runs[True], runs[False]
+    assert c_on["global_step"] == c_off["global_step"] == 6  # 5 batches: 3 steps an epoch
+    assert c_on["state_dict"].keys() == c_off["state_dict"].keys()
+    for key, value in c_on["state_dict"].items():
+        assert torch.equal(value, c_off["state_dict"][key]), key
+    assert m_on["test/acc"] == m_off["test/acc"]
+
+
+def test_the_grouped_training_loader_prefetches_where_it_can(make_cfg):
+    from embedlab.tasks import TASKS
+
+    cfg = validate(make_cfg("data.batches_per_step=3"))
+    assert cfg.data.prefetch is True  # model=boe's default
+    dm, _ = TASKS.get(cfg.task.name).setup(cfg)
+    dataset = dm._dataset("train")
+    loader = make_loader(dataset, cfg.data, True, cfg.seed)
+    assert isinstance(loader, PrefetchLoader)
+    plain = [make_loader(dataset, cfg.data, False, cfg.seed)]  # evaluation: one batch an item
+    cfg.data.num_workers = 1  # the workers prefetch
+    plain.append(make_loader(dataset, cfg.data, True, cfg.seed))
+    cfg.data.num_workers, cfg.data.prefetch = 0, False
+    plain.append(make_loader(dataset, cfg.data, True, cfg.seed))
+    cfg.data.prefetch, cfg.data.batches_per_step = True, 1
+    plain.append(make_loader(dataset, cfg.data, True, cfg.seed))
+    assert not any(isinstance(other, PrefetchLoader) for other in plain)
+    assert validate(make_cfg("model=cnn")).data.prefetch is False
+    # an epoch's items, in the sampler's order for that epoch
+    for epoch in (0, 1):
+        loader.sampler.set_epoch(epoch)
+        plain[-2].sampler.set_epoch(epoch)
+        items = list(loader)
+        assert [len(item) for item in items] == [3, 2]
+        expected = list(plain[-2])
+        for got, want in zip(items, expected, strict=True):
+            for a, b in zip(got, want, strict=True):
+                assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_background_iterator_keeps_order_raises_where_it_failed_and_stops():
+    import threading
+    import time
+
+    assert list(BackgroundIterator(iter(range(50)))) == list(range(50))
+
+    def failing():
+        yield 1
+        yield 2
+        raise ValueError("bad row in train.tsv line 3")
+
+    it = BackgroundIterator(failing())
+    assert [next(it), next(it)] == [1, 2]
+    with pytest.raises(ValueError, match="line 3"):
+        next(it)
+    with pytest.raises(StopIteration):  # and nothing after the failure
+        next(it)
+
+    # a consumer that leaves early: the thread, blocked with the next item, ends
+    def endless():
+        n = 0
+        while True:
+            yield n
+            n += 1
+
+    it = BackgroundIterator(endless())
+    assert next(it) == 0
+    thread = it._thread
+    it.close()
+    thread.join(timeout=2)
+    assert not thread.is_alive()
+    with pytest.raises(StopIteration):
+        next(it)
+    # dropped without close(): garbage collection stops it too
+    it = BackgroundIterator(endless())
+    thread = it._thread
+    del it
+    deadline = time.monotonic() + 2
+    while thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not thread.is_alive()
+    assert not [t for t in threading.enumerate() if t.name == "embedlab-prefetch"]
 
 
 def test_defaults_and_where_one_batch_a_step_is_required(make_cfg):

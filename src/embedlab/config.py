@@ -324,6 +324,7 @@ def compose_config(
 # what a null means for a model whose ModelSpec.defaults does not name the key
 RUN_DEFAULTS: dict[str, Any] = {
     "data.batches_per_step": 1,
+    "data.prefetch": False,
     "callbacks.early_stopping.enabled": False,
     "callbacks.early_stopping.patience": 3,
 }

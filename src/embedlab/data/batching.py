@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+import queue
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -103,6 +105,103 @@ class GroupedBatches(Dataset):
         if hasattr(self.dataset, "batches"):  # gathers all of them at once
             return self.dataset.batches(indices, b)
         return [self.dataset.__getitems__(indices[i : i + b]) for i in range(0, len(indices), b)]
+
+
+class _Failure:
+    """An exception raised by the background thread, to raise in the consumer's."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_END = object()  # the background iterator is exhausted
+
+
+class BackgroundIterator:
+    """Runs ``iterator`` one item ahead of its consumer in a daemon thread.
+
+    The thread builds item ``n + 1`` while the consumer works on item ``n``: the bag model's
+    step is one C call that releases the GIL, and the second core was idle during it. Items
+    come in the iterator's order; an exception in the thread is raised in the consumer at the
+    item where it happened; :meth:`close` (also on garbage collection: the thread holds no
+    reference to this object) stops the thread within a tenth of a second when the consumer
+    leaves early. The thread must not draw from torch's global generator, which it shares
+    with the consumer (the samplers of :func:`make_loader` draw from their own, seeded by
+    seed + epoch, and the datasets draw nothing).
+    """
+
+    def __init__(self, iterator: Iterator[Any]) -> None:
+        self._base = iterator
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(
+            target=_produce,
+            args=(iterator, self._queue, self._stop),
+            name="embedlab-prefetch",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def __iter__(self) -> BackgroundIterator:
+        return self
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if item is _END or isinstance(item, _Failure):
+            self._done = True
+            self._thread.join()
+            if item is _END:
+                raise StopIteration
+            raise item.error
+        return item
+
+    def __len__(self) -> int:
+        return len(self._base)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Stop the thread (it ends within 0.1 s; an item it was building is dropped)."""
+        self._stop.set()
+        self._done = True
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _produce(items: Iterator[Any], out: queue.Queue[Any], stop: threading.Event) -> None:
+    """The thread of :class:`BackgroundIterator`: ``items`` into ``out`` until ``stop``."""
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    try:
+        for item in items:
+            if not put(item):
+                return
+    except BaseException as error:  # raised again in the consumer
+        put(_Failure(error))
+        return
+    put(_END)
+
+
+class PrefetchLoader(DataLoader):
+    """A ``DataLoader`` whose iterator builds the next item in a background thread
+    (:class:`BackgroundIterator`; ``data.prefetch``, for ``num_workers=0``).
+
+    The grouped training loader of the bag model: a step's 64 batches took ~12% of an epoch
+    to gather (24 of 210 ms at 160k synthetic texts), serially before each step.
+    """
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        return BackgroundIterator(super().__iter__())
 
 
 def batches_per_step(loader: Any) -> float:
@@ -340,7 +439,8 @@ def make_loader(
     way the order is a function of (seed, epoch), so a resumed run sees the same batches.
     Evaluation splits go in order, sharded under DDP by :class:`ShardSampler`. Training
     items are lists of ``data.batches_per_step`` batches when that is above 1
-    (:class:`GroupedBatches`).
+    (:class:`GroupedBatches`), built one step ahead in a thread where ``data.prefetch`` is
+    true and there are no loader workers (:class:`PrefetchLoader`).
     """
     batch_size = data_cfg.batch_size if train else data_cfg.eval_batch_size
     group = (data_cfg.get("batches_per_step") or 1) if train else 1
@@ -359,7 +459,10 @@ def make_loader(
         sampler = ShardSampler(len(dataset), world, rank)
     if group > 1:
         dataset = GroupedBatches(dataset, batch_size)
-    return DataLoader(
+    # the next step's batches built while this one trains (the datasets and samplers here
+    # draw nothing from torch's global generator: the same batches, the same run)
+    prefetch = group > 1 and data_cfg.num_workers == 0 and data_cfg.get("prefetch")
+    return (PrefetchLoader if prefetch else DataLoader)(
         dataset,
         batch_size=batch_size * group,
         shuffle=False,  # the sampler orders every split (Lightning calls its set_epoch)

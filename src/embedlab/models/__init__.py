@@ -202,6 +202,7 @@ MODELS.register("boe", BagOfEmbeddingsConfig)(
             "embedding.sparse": True,
             "data.batch_size": 256,
             "data.batches_per_step": 64,
+            "data.prefetch": True,
             "callbacks.early_stopping.enabled": True,
             "callbacks.early_stopping.patience": 2,
         },
