@@ -232,3 +232,20 @@ def test_a_grouped_task_refuses_to_fit_under_several_processes(make_cfg):
         module.on_fit_start()
     module._trainer = SimpleNamespace(world_size=1)
     module.on_fit_start()
+
+
+@pytest.mark.filterwarnings("ignore:.*could not find the monitored key")  # no validation ran
+def test_a_run_stopped_mid_epoch_leaves_no_prefetch_thread(make_cfg):
+    """trainer.max_steps ends the fit with the next group built or being built: its thread
+    ends with the fit (sweeps run many fits in one process)."""
+    import threading
+    import time
+
+    cfg = make_cfg("data.batches_per_step=2", "trainer.max_steps=1")  # 3 steps an epoch
+    assert train(cfg)["train_examples"] == 2 * 256
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and any(
+        t.name == "embedlab-prefetch" for t in threading.enumerate()
+    ):
+        time.sleep(0.01)
+    assert not [t for t in threading.enumerate() if t.name == "embedlab-prefetch"]
