@@ -88,6 +88,8 @@ def test_a_prefetched_run_is_the_run_without_it(make_cfg, tmp_path):
 
 
 def test_the_grouped_training_loader_prefetches_where_it_can(make_cfg):
+    import time
+
     from embedlab.tasks import TASKS
 
     cfg = validate(make_cfg("data.batches_per_step=3"))
@@ -105,6 +107,15 @@ def test_the_grouped_training_loader_prefetches_where_it_can(make_cfg):
     plain.append(make_loader(dataset, cfg.data, True, cfg.seed))
     assert not any(isinstance(other, PrefetchLoader) for other in plain)
     assert validate(make_cfg("model=cnn")).data.prefetch is False
+    # the iterator reads the sampler at its first item, as the DataLoader's own does: Lightning
+    # makes it before setting the epoch when it resumes a run
+    early = iter(loader)
+    time.sleep(0.2)  # time for a thread started here to read the sampler
+    loader.sampler.set_epoch(2)
+    plain[-2].sampler.set_epoch(2)
+    for got, want in zip(list(early), list(plain[-2]), strict=True):
+        for a, b in zip(got, want, strict=True):
+            assert all(torch.equal(a[k], b[k]) for k in a)
     # an epoch's items, in the sampler's order for that epoch
     for epoch in (0, 1):
         loader.sampler.set_epoch(epoch)
@@ -152,6 +163,7 @@ def test_the_background_iterator_keeps_order_raises_where_it_failed_and_stops():
         next(it)
     # dropped without close(): garbage collection stops it too
     it = BackgroundIterator(endless())
+    assert next(it) == 0
     thread = it._thread
     del it
     deadline = time.monotonic() + 2

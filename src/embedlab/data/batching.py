@@ -125,9 +125,11 @@ class BackgroundIterator:
     come in the iterator's order; an exception in the thread is raised in the consumer at the
     item where it happened; :meth:`close` (also on garbage collection: the thread holds no
     reference to this object) stops the thread within a tenth of a second when the consumer
-    leaves early. The thread must not draw from torch's global generator, which it shares
-    with the consumer (the samplers of :func:`make_loader` draw from their own, seeded by
-    seed + epoch, and the datasets draw nothing).
+    leaves early. The thread starts at the first ``next()``, where a DataLoader's own
+    iterator would first read its sampler: Lightning makes the iterator before it sets the
+    sampler's epoch when it resumes a run. The thread must not draw from torch's global
+    generator, which it shares with the consumer (the samplers of :func:`make_loader` draw
+    from their own, seeded by seed + epoch, and the datasets draw nothing).
     """
 
     def __init__(self, iterator: Iterator[Any]) -> None:
@@ -141,7 +143,6 @@ class BackgroundIterator:
             name="embedlab-prefetch",
             daemon=True,
         )
-        self._thread.start()
 
     def __iter__(self) -> BackgroundIterator:
         return self
@@ -149,6 +150,8 @@ class BackgroundIterator:
     def __next__(self) -> Any:
         if self._done:
             raise StopIteration
+        if self._thread.ident is None:
+            self._thread.start()
         item = self._queue.get()
         if item is _END or isinstance(item, _Failure):
             self._done = True
