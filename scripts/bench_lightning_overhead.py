@@ -1,7 +1,8 @@
 """Lightning's cost: ``embedlab.train.train`` against a plain PyTorch loop, in one process.
 
 Both sides get the same model (built by the task's own setup), the same batches (the
-datamodule's train loader), the same optimizer and schedule (``configure_task_optimizers``'s
+datamodule's train loader, which builds the next step's batches in a thread where
+``data.prefetch`` is on: the bag model's default), the same optimizer and schedule (``configure_task_optimizers``'s
 builders), the same fused updates (the bag table's in its backward, the bag model's whole step
 in one compiled call, the updates of a step's batches in one call where no schedule steps
 between them: ``optimizer.fuse_table_update``, ``fuse_train_step``), the same number of epochs,
