@@ -98,6 +98,11 @@ def test_the_grouped_training_loader_prefetches_where_it_can(make_cfg):
     dataset = dm._dataset("train")
     loader = make_loader(dataset, cfg.data, True, cfg.seed)
     assert isinstance(loader, PrefetchLoader)
+    assert isinstance(iter(loader), BackgroundIterator)  # 2 steps an epoch
+    cfg.data.batches_per_step = 5  # one step an epoch: nothing to overlap, no thread
+    one = make_loader(dataset, cfg.data, True, cfg.seed)
+    assert isinstance(one, PrefetchLoader) and not isinstance(iter(one), BackgroundIterator)
+    cfg.data.batches_per_step = 3
     plain = [make_loader(dataset, cfg.data, False, cfg.seed)]  # evaluation: one batch an item
     cfg.data.num_workers = 1  # the workers prefetch
     plain.append(make_loader(dataset, cfg.data, True, cfg.seed))

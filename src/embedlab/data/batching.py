@@ -204,7 +204,10 @@ class PrefetchLoader(DataLoader):
     """
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        return BackgroundIterator(super().__iter__())
+        # an epoch of one item has nothing to overlap: the thread's start and hand-over cost
+        # ~1.5 ms an epoch (MR: 4 epochs of one step, 64 -> 70 ms of training)
+        items = super().__iter__()
+        return BackgroundIterator(items) if len(self) > 1 else items
 
 
 def batches_per_step(loader: Any) -> float:
