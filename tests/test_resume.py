@@ -54,8 +54,11 @@ def test_resume_run_dir_continues_an_interrupted_run_in_its_folder(make_cfg, tmp
         json.loads((run_dir / "metrics.json").read_text())["global_steps"] == full["global_steps"]
     )
     steps = _steps(run_dir, "train/loss_step")
-    assert steps == sorted(set(steps))  # continued, no step logged twice
-    assert steps[-1] >= full["global_steps"] - 5
+    # continued, no step logged twice (TensorBoard reads event files in name order, and two
+    # writers of one process in the same second are named by a counter: ".10" before ".9")
+    assert len(steps) == len(set(steps))
+    assert min(steps) < full["global_steps"] // 3  # the first epoch's, logged before the stop
+    assert max(steps) >= full["global_steps"] - 5
 
 
 def test_resume_auto_skips_a_finished_run_and_resumes_an_unfinished_one(make_cfg, tmp_path):
