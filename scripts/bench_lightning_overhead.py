@@ -2,16 +2,16 @@
 
 Both sides get the same model (built by the task's own setup), the same batches (the
 datamodule's train loader, which builds the next step's batches in a thread where
-``data.prefetch`` is on: the bag model's default), the same optimizer and schedule (``configure_task_optimizers``'s
-builders), the same fused updates (the bag table's in its backward, the bag model's whole step
-in one compiled call, the updates of a step's batches in one call where no schedule steps
-between them: ``optimizer.fuse_table_update``, ``fuse_train_step``), the same number of epochs,
-the same torch threads and train()'s heap handling before the fit (the setup's freed memory
-returned, training's kept for reuse). The Lightning side is a
-whole ``train(cfg)`` run with the shipped callbacks; its training time is the Throughput
-callback's (validation excluded). The plain side times only its training epochs. Printed:
-samples/s for both (texts for the bag model, predicted tokens for the LM) and the ratio
-Lightning / plain (target >= 0.95), median over ``--repeats``.
+``data.prefetch`` is on: the bag model's default), the same optimizer and schedule
+(``configure_task_optimizers``'s builders), the same fused updates (the bag table's in its
+backward, the bag model's whole step in one compiled call, the updates of a step's batches in
+one call where no schedule steps between them: ``optimizer.fuse_table_update``,
+``fuse_train_step``), the same number of epochs, the same torch threads and train()'s heap
+handling before the fit (the setup's freed memory returned, training's kept for reuse). The
+Lightning side is a whole ``train(cfg)`` run with the shipped callbacks; its training time is
+the Throughput callback's (validation excluded). The plain side times only its training
+epochs. Printed: samples/s for both (texts for the bag model, predicted tokens for the LM) and
+the ratio Lightning / plain (target >= 0.95), median over ``--repeats``.
 
     python scripts/bench_lightning_overhead.py                        # bag model and LM
     python scripts/bench_lightning_overhead.py --cases boe_1,lm_1     # one batch a step
