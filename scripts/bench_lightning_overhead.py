@@ -79,7 +79,7 @@ def groups_of(loader: Any) -> Any:
 def plain_side(cfg: DictConfig) -> tuple[float, int]:
     """(training seconds, samples) of a plain loop over the same model, batches and optimizer."""
     from embedlab.config import validate
-    from embedlab.data.batching import batches_per_step
+    from embedlab.data.batching import PrefetchLoader, batches_per_step
     from embedlab.tasks import TASKS
     from embedlab.training.bag_step import fuse_bag_step
     from embedlab.training.optim import (
@@ -111,6 +111,8 @@ def plain_side(cfg: DictConfig) -> tuple[float, int]:
     )
     if table and cfg.optimizer.fuse_train_step and cfg.data.batches_per_step > 1 and not lm:
         fused_step = fuse_bag_step(module.model, module.loss_fn, optimizer, trainer)
+    if isinstance(loader, PrefetchLoader):  # its thread beside the fused step only, as train()
+        loader.background = fused_step is not None
     updates = round(epochs * len(loader) * batches_per_step(loader))
     schedule = build_scheduler(optimizer, cfg.scheduler, updates)
     scheduler = schedule["scheduler"] if schedule else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -249,6 +250,43 @@ def test_a_grouped_task_refuses_to_fit_under_several_processes(make_cfg):
         module.on_fit_start()
     module._trainer = SimpleNamespace(world_size=1)
     module.on_fit_start()
+
+
+@pytest.mark.parametrize(("fuse", "threaded"), [(True, True), (False, False)])
+def test_the_prefetch_thread_runs_beside_the_fused_step_only(make_cfg, fuse, threaded):
+    """Beside autograd's many small ops the thread contends for the GIL (half the speed at
+    160k texts): the task keeps the loader's items inline there."""
+    import lightning as L
+
+    from embedlab.tasks import TASKS
+
+    cfg = validate(make_cfg("data.batches_per_step=2", f"optimizer.fuse_train_step={fuse}"))
+    dm, module = TASKS.get(cfg.task.name).setup(cfg)
+    trainer = L.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    started = []
+
+    class Probe(L.Callback):
+        def on_train_batch_start(self, trainer, *args):
+            started.append(any(t.name == "embedlab-prefetch" for t in threading.enumerate()))
+
+    trainer.callbacks.append(Probe())
+    trainer.fit(module, datamodule=dm)
+    assert isinstance(trainer.train_dataloader, PrefetchLoader)
+    assert trainer.train_dataloader.background is threaded
+    assert started == [threaded]
+
+
+def test_a_background_iterator_told_not_to_thread_makes_its_items_inline():
+    it = BackgroundIterator(iter(range(5)), use_thread=lambda: False)
+    assert list(it) == list(range(5))
+    assert it._thread.ident is None  # never started
 
 
 @pytest.mark.filterwarnings("ignore:.*could not find the monitored key")  # no validation ran

@@ -13,7 +13,7 @@ import functools
 import math
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -132,8 +132,12 @@ class BackgroundIterator:
     from their own, seeded by seed + epoch, and the datasets draw nothing).
     """
 
-    def __init__(self, iterator: Iterator[Any]) -> None:
+    def __init__(
+        self, iterator: Iterator[Any], use_thread: Callable[[], bool] = lambda: True
+    ) -> None:
         self._base = iterator
+        self._use_thread = use_thread  # asked at the first next(); False: items made inline
+        self._inline = False
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._done = False
@@ -150,8 +154,13 @@ class BackgroundIterator:
     def __next__(self) -> Any:
         if self._done:
             raise StopIteration
-        if self._thread.ident is None:
-            self._thread.start()
+        if self._thread.ident is None and not self._inline:
+            if self._use_thread():
+                self._thread.start()
+            else:
+                self._inline = True
+        if self._inline:
+            return next(self._base)
         item = self._queue.get()
         if item is _END or isinstance(item, _Failure):
             self._done = True
@@ -200,14 +209,23 @@ class PrefetchLoader(DataLoader):
     (:class:`BackgroundIterator`; ``data.prefetch``, for ``num_workers=0``).
 
     The grouped training loader of the bag model: a step's 64 batches took ~12% of an epoch
-    to gather (24 of 210 ms at 160k synthetic texts), serially before each step.
+    to gather (24 of 210 ms at 160k synthetic texts), serially before each step. The thread
+    pays only where the training step releases the GIL for most of its time, as the fused bag
+    step's one C call does: beside autograd's many small ops it contends for the GIL (the bag
+    model at 160k texts, ``optimizer.fuse_train_step=false``: 410-428k -> 206-218k texts/s).
+    So the task sets :attr:`background` when training starts (``EmbeddingTask.on_train_start``),
+    and an epoch's iterator reads it at its first item.
     """
+
+    background = True  # the thread's use, set by the task once it knows its step
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         # an epoch of one item has nothing to overlap: the thread's start and hand-over cost
         # ~1.5 ms an epoch (MR: 4 epochs of one step, 64 -> 70 ms of training)
         items = super().__iter__()
-        return BackgroundIterator(items) if len(self) > 1 else items
+        if len(self) <= 1:
+            return items
+        return BackgroundIterator(items, lambda: self.background)
 
 
 def batches_per_step(loader: Any) -> float:

@@ -17,6 +17,7 @@ from typing import Any
 import lightning as L
 from torch import nn
 
+from embedlab.data.batching import PrefetchLoader
 from embedlab.errors import ConfigError
 from embedlab.tasks.training_log import WindowSums, logs_this_step
 from embedlab.training.optim import build_optimization, fuse_table_update, unfuse_table_update
@@ -85,6 +86,11 @@ class EmbeddingTask(L.LightningModule):
         # and the whole step, for the updates training_step makes itself
         if fused and cfg.get("fuse_train_step", True) and self.batches_per_step > 1:
             self.fused_step = self.fuse_train_step()
+        # the loader's prefetch thread (data.prefetch) pays only beside the fused step's one
+        # C call, which releases the GIL (batching.PrefetchLoader)
+        loader = trainer.train_dataloader
+        if isinstance(loader, PrefetchLoader):
+            loader.background = self.fused_step is not None
 
     def teardown(self, stage: str) -> None:
         # the module outlives the run's optimizer; Lightning calls this after every fit, also
