@@ -57,7 +57,7 @@ class DataCommon:
     batches_per_step: int | None = None
     num_workers: int = 0  # DataLoader workers; the in-memory batches need none
     # build the next step's batches in a thread while this step trains (with batches_per_step
-    # > 1 and no workers; None: boe true, others false)
+    # > 1, no workers and the fused bag step; None: boe true, others false)
     prefetch: bool | None = None
     val_fraction: float = 0.1  # carved from train (stratified, seeded) when there is no val split
     max_len: int | None = None  # truncate every text to this many tokens (None: keep all)
