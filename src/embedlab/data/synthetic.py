@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from embedlab.data.types import TextSplit
+from embedlab.data.types import TextSplit, positions_within
 
 _CONSONANTS = "bdfgklmnprstvz"
 _VOWELS = "aeiou"
@@ -62,7 +62,7 @@ def generate(
         lengths = rng.integers(min_len, max_words + 1, size=n)
         total = int(lengths.sum())
         owner = np.repeat(np.arange(n), lengths)  # example index of every token
-        pos = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        pos = positions_within(lengths)
         # at least two signal tokens per text (positions 0 and 1 before shuffling), more by chance
         is_signal = (pos < 2) | (rng.random(total) < signal)
         word_class = labels[owner]

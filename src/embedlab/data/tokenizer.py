@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from embedlab.data.types import EncodedSplit
+from embedlab.data.types import EncodedSplit, positions_within
 from embedlab.registry import Registry
 
 _NORMALIZERS = {
@@ -274,8 +274,7 @@ def encode(
         ascii_mask = np.fromiter(map(str.isascii, part), dtype=bool, count=len(part))
         ids, lengths = _encode_chunk(tok, lookup, twin, part, ascii_mask, max_len)
         if max_len is not None and len(lengths) and lengths.max() > max_len:
-            position = np.arange(len(ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-            ids, lengths = ids[position < max_len], np.minimum(lengths, max_len)
+            ids, lengths = ids[positions_within(lengths) < max_len], np.minimum(lengths, max_len)
         id_parts.append(ids)
         length_parts.append(lengths)
     lengths = np.concatenate(length_parts) if length_parts else np.zeros(0, dtype=np.int64)
@@ -338,8 +337,7 @@ def _interleave(
     starts = np.cumsum(lengths) - lengths
     out = np.empty(int(lengths.sum()), dtype=np.int64)
     for where, (ids, lens) in ((mask, first), (~mask, second)):
-        within = np.arange(len(ids)) - np.repeat(np.cumsum(lens) - lens, lens)
-        out[np.repeat(starts[where], lens) + within] = ids
+        out[np.repeat(starts[where], lens) + positions_within(lens)] = ids
     return out, lengths
 
 

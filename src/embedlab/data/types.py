@@ -11,6 +11,12 @@ import torch
 IGNORE = -100  # target id the language-model losses skip (F.cross_entropy's default)
 
 
+def positions_within(lengths: np.ndarray) -> np.ndarray:
+    """For segments of ``lengths`` laid end to end (a CSR array's rows), each element's
+    position within its own segment: ``[2, 3] -> [0, 1, 0, 1, 2]``."""
+    return np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+
 @dataclass
 class TextSplit:
     """Raw texts of one split; ``labels`` is None for unlabelled text (language modelling)."""
